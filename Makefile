@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: GPL-2.0
+# optprobe: out-of-tree module build plus the project's test bed.
+#
+#   make                 build optprobe.ko (and the test modules) against KDIR
+#   make test            everything: bootstrap, host tests, kernel, module, QEMU (KASLR + nokaslr)
+#   make demo            boot QEMU, attach probes, show their state and cost
+#   make kernel          build (or reuse) the cached test kernel
+#   make clean
+#
+# KDIR defaults to the cached test kernel; point it at your own build tree
+# (which needs CONFIG_RUST, CONFIG_KPROBES and the exact rustc that built it).
+
+SHELL := /bin/bash
+REPO := $(CURDIR)
+ENV := source $(REPO)/scripts/env.sh
+KDIR ?= $(shell $(REPO)/scripts/build-kernel --dir)
+ARCH ?= arm64
+LLVM ?= 1
+RUSTC ?= /usr/bin/rustc
+KMAKE = $(ENV) && $(MAKE) -C $(KDIR) M=$(REPO) ARCH=$(ARCH) LLVM=$(LLVM) RUSTC=$(RUSTC)
+
+.PHONY: all modules kernel bootstrap host-test test demo clean
+
+all: modules
+
+modules:
+	@test -f $(KDIR)/Makefile || { echo "KDIR=$(KDIR) is not a kernel build tree; run 'make kernel' or set KDIR"; exit 1; }
+	+$(KMAKE) modules
+
+bootstrap:
+	@bash scripts/bootstrap
+
+kernel: bootstrap
+	@bash scripts/build-kernel >/dev/null
+
+host-test:
+	@$(ENV) && cd tests/host && cargo test --release 2>&1 | tee $(REPO)/build/host-test.log | grep -E '^(test result|running|error|warning: unused)|FAILED|panicked' ; test $${PIPESTATUS[0]} -eq 0
+
+test:
+	@mkdir -p build
+	@bash scripts/run-tests
+
+demo:
+	@bash scripts/demo
+
+clean:
+	-$(KMAKE) clean 2>/dev/null
+	rm -rf build tests/host/target

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * optprobe trampoline template.
+ *
+ * Each optimized probe gets a copy of the bytes between optprobe_tmpl_start
+ * and optprobe_tmpl_end in trampoline memory within branch range of the probe
+ * site; the probe site's instruction is replaced by "b <copy>". The template
+ * itself lives in .rodata and is never executed in place.
+ *
+ * Per copy, the module rewrites:
+ *   optprobe_tmpl_frame_link  the frame link (see below)
+ *   optprobe_tmpl_orig_insn   the probed instruction, or its relocation
+ *   optprobe_tmpl_return      "b <probe address + 4>"
+ *   optprobe_tmpl_probe       literal: the struct the callback receives
+ *   optprobe_tmpl_pc          literal: the probe address (regs->pc)
+ *   optprobe_tmpl_callback    literal: the callback's address
+ *
+ * Stack while the callback runs, from the probed code's sp downwards:
+ *   [sp0 - 16, sp0)               record B: {x29, x30} as at the probe
+ *   [sp0 - FRAME, sp0 - 16)       struct pt_regs; its stackframe[] is record A:
+ *                                 {frame link, probe address}
+ * x29 points at record A while the callback runs, so an unwind from a handler
+ * shows: handler ... callback, trampoline, <probed function>, then either the
+ * caller via record B (probes before the function's own frame record exists:
+ * frame link = &record B) or the function's own frame record (frame link =
+ * x29, patched in per probe).
+ */
+
+#include <linux/linkage.h>
+#include <asm/asm-offsets.h>
+
+#define TRAMP_FRAME	(PT_REGS_SIZE + 16)
+#define S_ORIG_X0	(S_SYSCALLNO - 8)
+
+	.section .rodata, "a"
+	.balign	8
+SYM_DATA_START(optprobe_tmpl_start)
+	sub	sp, sp, #TRAMP_FRAME
+	stp	x0, x1, [sp, #S_X0]
+	stp	x2, x3, [sp, #S_X2]
+	stp	x4, x5, [sp, #S_X4]
+	stp	x6, x7, [sp, #S_X6]
+	stp	x8, x9, [sp, #S_X8]
+	stp	x10, x11, [sp, #S_X10]
+	stp	x12, x13, [sp, #S_X12]
+	stp	x14, x15, [sp, #S_X14]
+	stp	x16, x17, [sp, #S_X16]
+	stp	x18, x19, [sp, #S_X18]
+	stp	x20, x21, [sp, #S_X20]
+	stp	x22, x23, [sp, #S_X22]
+	stp	x24, x25, [sp, #S_X24]
+	stp	x26, x27, [sp, #S_X26]
+	stp	x28, x29, [sp, #S_X28]
+	add	x0, sp, #TRAMP_FRAME		/* sp as it was at the probe */
+	stp	x30, x0, [sp, #S_LR]
+	/* pstate: NZCV, DAIF, and M[3:0] = CurrentEL with SPSel = SP_ELx. */
+	mrs	x1, nzcv
+	mrs	x2, daif
+	orr	x1, x1, x2
+	mrs	x2, CurrentEL
+	orr	x1, x1, x2
+	orr	x1, x1, #1
+	ldr	x0, optprobe_tmpl_pc
+	stp	x0, x1, [sp, #S_PC]
+	/* orig_x0 = 0, syscallno = NO_SYSCALL: this is not a syscall frame. */
+	mov	w2, #-1
+	stp	xzr, x2, [sp, #S_ORIG_X0]
+	/* Record B: the state at the probe, for probes before the prologue. */
+	stp	x29, x30, [sp, #PT_REGS_SIZE]
+SYM_INNER_LABEL(optprobe_tmpl_frame_link, SYM_L_GLOBAL)
+	add	x9, sp, #PT_REGS_SIZE		/* or "mov x9, x29" */
+	/* Record A: {frame link, probe address}, in pt_regs->stackframe. */
+	stp	x9, x0, [sp, #S_STACKFRAME]
+	add	x29, sp, #S_STACKFRAME
+	ldr	x0, optprobe_tmpl_probe
+	mov	x1, sp
+	ldr	x16, optprobe_tmpl_callback
+	blr	x16
+	/* Restore NZCV exactly, then every general register. */
+	ldr	x0, [sp, #S_PSTATE]
+	msr	nzcv, x0
+	ldp	x0, x1, [sp, #S_X0]
+	ldp	x2, x3, [sp, #S_X2]
+	ldp	x4, x5, [sp, #S_X4]
+	ldp	x6, x7, [sp, #S_X6]
+	ldp	x8, x9, [sp, #S_X8]
+	ldp	x10, x11, [sp, #S_X10]
+	ldp	x12, x13, [sp, #S_X12]
+	ldp	x14, x15, [sp, #S_X14]
+	ldp	x16, x17, [sp, #S_X16]
+	ldp	x18, x19, [sp, #S_X18]
+	ldp	x20, x21, [sp, #S_X20]
+	ldp	x22, x23, [sp, #S_X22]
+	ldp	x24, x25, [sp, #S_X24]
+	ldp	x26, x27, [sp, #S_X26]
+	ldp	x28, x29, [sp, #S_X28]
+	ldr	x30, [sp, #S_LR]
+	add	sp, sp, #TRAMP_FRAME
+SYM_INNER_LABEL(optprobe_tmpl_orig_insn, SYM_L_GLOBAL)
+	nop					/* the probed instruction */
+SYM_INNER_LABEL(optprobe_tmpl_return, SYM_L_GLOBAL)
+	brk	#0x004				/* "b probe + 4" */
+	/* Pad to 8 bytes without .balign, so label offsets stay absolute. */
+	.if ((. - optprobe_tmpl_start) % 8) != 0
+	brk	#0x004
+	.endif
+SYM_INNER_LABEL(optprobe_tmpl_probe, SYM_L_GLOBAL)
+	.quad	0
+SYM_INNER_LABEL(optprobe_tmpl_pc, SYM_L_GLOBAL)
+	.quad	0
+SYM_INNER_LABEL(optprobe_tmpl_callback, SYM_L_GLOBAL)
+	.quad	0
+SYM_INNER_LABEL(optprobe_tmpl_end, SYM_L_GLOBAL)
+SYM_DATA_END(optprobe_tmpl_start)
+
+/* Build-time checks of the layout the Rust side relies on. */
+#define TMPL_OFF(label)	(label - optprobe_tmpl_start)
+	.if (TRAMP_FRAME % 16) != 0
+	.error "trampoline frame must keep sp 16-byte aligned"
+	.endif
+	.if (TMPL_OFF(optprobe_tmpl_frame_link) % 4) || (TMPL_OFF(optprobe_tmpl_orig_insn) % 4) || (TMPL_OFF(optprobe_tmpl_return) % 4)
+	.error "template instructions must be 4-byte aligned"
+	.endif
+	.if (TMPL_OFF(optprobe_tmpl_probe) % 8) || (TMPL_OFF(optprobe_tmpl_pc) % 8) || (TMPL_OFF(optprobe_tmpl_callback) % 8)
+	.error "template literals must be 8-byte aligned"
+	.endif
+	.if TMPL_OFF(optprobe_tmpl_return) != TMPL_OFF(optprobe_tmpl_orig_insn) + 4
+	.error "the return branch must follow the original instruction"
+	.endif
+	.if TMPL_OFF(optprobe_tmpl_end) > 256
+	.error "template exceeds the 256-byte trampoline slot"
+	.endif

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * optprobe: optimized kprobes for arm64 -- C ABI for in-kernel callers.
+ *
+ * A probe is an ordinary kprobe underneath. When the probed instruction can
+ * run out of line and a trampoline fits within branch range, the kprobe's BRK
+ * is replaced by a direct "b" to a per-probe trampoline ("optimized");
+ * otherwise the probe stays a BRK kprobe ("kprobe") and optprobe_reason()
+ * says why. Either way the handler runs on every hit.
+ *
+ * Handler contract:
+ *  - Runs with preemption disabled; must not sleep.
+ *  - May read every field of *regs. May change x0-x30 (they are restored).
+ *    Must not change regs->pc or regs->sp: changes are ignored.
+ *  - In regs->pstate, trust only NZCV, DAIF and M[3:0] (exception level and
+ *    SP selection); every other PSTATE field reads as zero.
+ *  - A hit while another kprobe or optprobe is being handled on the same CPU
+ *    is counted as missed and the handler is skipped.
+ *  - A stack trace taken in the handler shows the probed function, then its
+ *    caller.
+ *
+ * All functions sleep and must be called from process context.
+ */
+#ifndef _OPTPROBE_H
+#define _OPTPROBE_H
+
+#include <linux/types.h>
+
+struct pt_regs;
+struct optprobe;
+
+typedef void (*optprobe_handler_t)(void *data, struct pt_regs *regs);
+
+struct optprobe_desc {
+	/* Where: symbol + offset, or addr when symbol is NULL. */
+	const char *symbol;
+	unsigned long offset;
+	void *addr;
+	/* Optional name shown in the listing; copied (up to 32 characters). */
+	const char *name;
+	/* Called on every hit, before the probed instruction runs. */
+	optprobe_handler_t handler;
+	/*
+	 * Optional: called after the probed instruction ran. A probe with a
+	 * post handler is never optimized (reason "post-handler").
+	 */
+	optprobe_handler_t post_handler;
+	void *data;
+	/* Out: the probe, valid until unregistered. */
+	struct optprobe *probe;
+};
+
+enum optprobe_state {
+	OPTPROBE_STATE_KPROBE = 0,	/* BRK kprobe; see optprobe_reason() */
+	OPTPROBE_STATE_OPTIMIZED = 1,	/* direct branch to a trampoline */
+};
+
+/* Register one probe. 0 or -errno; nothing is left behind on error. */
+int optprobe_register(struct optprobe_desc *desc);
+
+/*
+ * Register n probes; all are optimized in as few stop_machine() calls as the
+ * batch limit allows. All or nothing: on error none stays registered and the
+ * error is that of the first failing descriptor.
+ */
+int optprobe_register_batch(struct optprobe_desc *descs, unsigned int n);
+
+/* Unregister; the handler is not running and will not run when this returns. */
+void optprobe_unregister(struct optprobe *probe);
+void optprobe_unregister_batch(struct optprobe **probes, unsigned int n);
+
+/* enum optprobe_state, or -EINVAL for an unknown pointer. */
+int optprobe_state(struct optprobe *probe);
+
+/* Why the probe is not optimized; NULL when it is. Static string. */
+const char *optprobe_reason(struct optprobe *probe);
+
+/* Number of stop_machine() text-patch batches optprobe has issued so far. */
+unsigned long optprobe_stop_machine_count(void);
+
+#endif /* _OPTPROBE_H */

@@ -1,0 +1,11 @@
+# Shared paths and tool settings; sourced by every script and by the Makefile's shell helpers.
+# Everything built or downloaded lives outside the repo, in OPTPROBE_CACHE.
+: "${OPTPROBE_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/optprobe}"
+export OPTPROBE_CACHE
+export PATH="/usr/lib/llvm-19/bin:$OPTPROBE_CACHE/bindgen/bin:$PATH"
+export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+BUSYBOX="$OPTPROBE_CACHE/busybox-arm64"
+BINDGEN="$OPTPROBE_CACHE/bindgen/bin/bindgen"
+# The source directory is keyed by the Debian package version, so an update unpacks anew.
+ksrc_ver=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null | tr '~:' '__' || echo none)
+KSRC="$OPTPROBE_CACHE/src/linux-$ksrc_ver"

@@ -1,0 +1,39 @@
+#!/bin/sh
+# Guest test runner: every tests/kselftest/*.sh, then every in-kernel case in
+# tests/kselftest/ktest_cases. Prints KTAP through /dev/kmsg, so each line is
+# one console record that kernel messages cannot split.
+T=/tests/kselftest
+ktap() { echo "$*" > /dev/kmsg; }
+diag() { while IFS= read -r line; do ktap "# $line"; done < "$1"; }
+
+scripts=$(ls $T/*.sh)
+cases=$(grep -v '^#' $T/ktest_cases)
+n=0
+for s in $scripts; do n=$((n + 1)); done
+for c in $cases; do n=$((n + 1)); done
+
+ktap "KTAP version 1"
+ktap "1..$n"
+i=0 pass=0 fail=0 skip=0
+result() { # name rc
+    i=$((i + 1))
+    case "$2" in
+        0) ktap "ok $i $1"; pass=$((pass + 1)) ;;
+        4) ktap "ok $i $1 # SKIP"; skip=$((skip + 1)) ;;
+        *) ktap "not ok $i $1"; fail=$((fail + 1)) ;;
+    esac
+}
+for s in $scripts; do
+    name=$(basename "$s" .sh)
+    sh "$s" > /tmp/out 2>&1
+    rc=$?
+    diag /tmp/out
+    result "$name" $rc
+done
+for c in $cases; do
+    sh $T/lib/ktest.sh "$c" > /tmp/out 2>&1
+    rc=$?
+    diag /tmp/out
+    result "ktest_$c" $rc
+done
+ktap "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"

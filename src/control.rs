@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Parser for the control file syntax, a subset of kprobe_events:
+//!
+//! ```text
+//! p[:NAME] SYMBOL[+OFFS]     add a probe
+//! p[:NAME] 0xADDR            add a probe at an absolute address
+//! -:NAME                     remove a probe
+//! ```
+//!
+//! Kernel-free and `no_std`; the host crate tests it directly.
+
+/// Longest accepted command line, newline excluded.
+pub const MAX_LINE: usize = 256;
+/// Longest probe name.
+pub const MAX_NAME: usize = 32;
+/// Longest symbol name (kernel symbols are shorter than `KSYM_NAME_LEN`).
+pub const MAX_SYMBOL: usize = 128;
+
+/// Where a probe goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// `SYMBOL+OFFS`.
+    Symbol {
+        /// Kernel symbol name.
+        symbol: &'a str,
+        /// Byte offset into the symbol (4-byte aligned).
+        offset: u64,
+    },
+    /// `0xADDR`.
+    Address(u64),
+}
+
+/// One parsed command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// Add a probe. `name` is `None` when the user gave none.
+    Add {
+        /// The probe's name.
+        name: Option<&'a str>,
+        /// Where it goes.
+        target: Target<'a>,
+    },
+    /// Remove the probe called `name`.
+    Remove {
+        /// The probe's name.
+        name: &'a str,
+    },
+}
+
+/// Why a command was refused; each maps to one errno and one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Nothing but white space.
+    Empty,
+    /// Longer than [`MAX_LINE`].
+    TooLong,
+    /// More than one line in one write.
+    MultipleLines,
+    /// Neither `p` nor `-:`.
+    UnknownCommand,
+    /// Name not of `[A-Za-z_][A-Za-z0-9_]{0,31}`.
+    BadName,
+    /// `p` without a target.
+    MissingTarget,
+    /// Words after the target.
+    TrailingGarbage,
+    /// Symbol not of `[A-Za-z_.][A-Za-z0-9_.]*`.
+    BadSymbol,
+    /// Offset not a number.
+    BadOffset,
+    /// Address not `0x` and hex digits.
+    BadAddress,
+    /// Offset or address not 4-byte aligned.
+    Misaligned,
+}
+
+impl ParseError {
+    /// The errno to return (positive; the caller negates).
+    pub const fn errno(self) -> i32 {
+        match self {
+            ParseError::TooLong => 7, // E2BIG
+            _ => 22,                  // EINVAL
+        }
+    }
+
+    /// A one-line reason for `pr_warn`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ParseError::Empty => "empty command",
+            ParseError::TooLong => "command longer than 256 bytes",
+            ParseError::MultipleLines => "one command per write",
+            ParseError::UnknownCommand => "command must start with 'p' or '-:'",
+            ParseError::BadName => "name must be 1-32 characters of [A-Za-z0-9_], not starting with a digit",
+            ParseError::MissingTarget => "missing SYMBOL[+OFFS] or 0xADDR",
+            ParseError::TrailingGarbage => "unexpected text after the target",
+            ParseError::BadSymbol => "symbol must be 1-128 characters of [A-Za-z0-9_.]",
+            ParseError::BadOffset => "offset must be a decimal or 0x-prefixed number",
+            ParseError::BadAddress => "address must be 0x followed by hex digits",
+            ParseError::Misaligned => "offset or address is not 4-byte aligned",
+        }
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_NAME
+        && !b[0].is_ascii_digit()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+fn is_symbol(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_SYMBOL
+        && !b[0].is_ascii_digit()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.')
+}
+
+/// Parse an unsigned number: decimal, or hex with a `0x` prefix. No sign.
+fn parse_number(s: &str) -> Option<u64> {
+    let (digits, radix) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None => (s, 10),
+    };
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(digits, radix).ok()
+}
+
+fn parse_target(s: &str) -> Result<Target<'_>, ParseError> {
+    if s.starts_with("0x") || s.starts_with("0X") {
+        let addr = parse_number(s).ok_or(ParseError::BadAddress)?;
+        if addr % 4 != 0 {
+            return Err(ParseError::Misaligned);
+        }
+        return Ok(Target::Address(addr));
+    }
+    let (symbol, offset) = match s.split_once('+') {
+        Some((sym, off)) => (sym, parse_number(off).ok_or(ParseError::BadOffset)?),
+        None => (s, 0),
+    };
+    if !is_symbol(symbol) {
+        return Err(ParseError::BadSymbol);
+    }
+    if offset % 4 != 0 {
+        return Err(ParseError::Misaligned);
+    }
+    Ok(Target::Symbol { symbol, offset })
+}
+
+/// Parse one write to the control file. A single trailing newline is allowed.
+pub fn parse(input: &[u8]) -> Result<Command<'_>, ParseError> {
+    let input = input.strip_suffix(b"\n").unwrap_or(input);
+    if input.len() > MAX_LINE {
+        return Err(ParseError::TooLong);
+    }
+    if input.contains(&b'\n') {
+        return Err(ParseError::MultipleLines);
+    }
+    let line = core::str::from_utf8(input).map_err(|_| ParseError::UnknownCommand)?;
+    let line = line.trim_matches(|c: char| c == ' ' || c == '\t');
+    if line.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    let mut words = line.split(|c: char| c == ' ' || c == '\t').filter(|w| !w.is_empty());
+    let head = words.next().ok_or(ParseError::Empty)?;
+
+    if let Some(name) = head.strip_prefix("-:") {
+        if !is_name(name) {
+            return Err(ParseError::BadName);
+        }
+        if words.next().is_some() {
+            return Err(ParseError::TrailingGarbage);
+        }
+        return Ok(Command::Remove { name });
+    }
+
+    let name = match head {
+        "p" => None,
+        _ => match head.strip_prefix("p:") {
+            Some(n) if is_name(n) => Some(n),
+            Some(_) => return Err(ParseError::BadName),
+            None => return Err(ParseError::UnknownCommand),
+        },
+    };
+    let target = parse_target(words.next().ok_or(ParseError::MissingTarget)?)?;
+    if words.next().is_some() {
+        return Err(ParseError::TrailingGarbage);
+    }
+    Ok(Command::Add { name, target })
+}
+
+/// Split the `probes=` module parameter into commands (separated by `;`).
+pub fn split_param(param: &[u8]) -> impl Iterator<Item = &[u8]> {
+    param
+        .split(|c| *c == b';')
+        .filter(|c| c.iter().any(|b| !b.is_ascii_whitespace()))
+}

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C glue for optprobe: static inlines and macros with no Rust equivalent in
+ * 6.12 (preemption, per-CPU pointers, memory-layout constants), the sysfs
+ * attribute table, the module parameter, the C ABI exports and the kprobe
+ * blacklist entries for the hit path. Logic lives in Rust (src/optprobe.rs).
+ */
+#include <linux/kprobes.h>
+#include <linux/kobject.h>
+#include <linux/sysfs.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/percpu.h>
+#include <linux/preempt.h>
+#include <linux/vmalloc.h>
+#include <linux/cred.h>
+#include <linux/ktime.h>
+#include <linux/sched.h>
+#include <linux/cpu.h>
+#include <asm/memory.h>
+#include <asm/sections.h>
+#include <asm/patching.h>
+#include <linux/kallsyms.h>
+#include "glue.h"
+#include "../include/optprobe.h"
+
+void optprobe_preempt_disable(void) { preempt_disable(); }
+NOKPROBE_SYMBOL(optprobe_preempt_disable);
+void optprobe_preempt_enable(void) { preempt_enable(); }
+NOKPROBE_SYMBOL(optprobe_preempt_enable);
+void *optprobe_this_cpu_ptr(void *percpu_ptr)
+{
+	return this_cpu_ptr((void __percpu *)percpu_ptr);
+}
+NOKPROBE_SYMBOL(optprobe_this_cpu_ptr);
+void *optprobe_per_cpu_ptr(void *percpu_ptr, int cpu)
+{
+	return per_cpu_ptr((void __percpu *)percpu_ptr, cpu);
+}
+void optprobe_cpus_read_lock(void) { cpus_read_lock(); }
+void optprobe_cpus_read_unlock(void) { cpus_read_unlock(); }
+void *optprobe_alloc_percpu_u64(void) { return (void __force *)alloc_percpu(u64); }
+int optprobe_nr_cpu_ids(void) { return nr_cpu_ids; }
+int optprobe_cpu_possible(int cpu) { return cpu_possible(cpu); }
+unsigned long optprobe_vmalloc_start(void) { return VMALLOC_START; }
+unsigned long optprobe_vmalloc_end(void) { return VMALLOC_END; }
+unsigned long optprobe_modules_vaddr(void) { return MODULES_VADDR; }
+unsigned long optprobe_modules_end(void) { return MODULES_END; }
+unsigned long optprobe_page_size(void) { return PAGE_SIZE; }
+bool optprobe_is_root(void) { return capable(CAP_SYS_ADMIN); }
+u64 optprobe_ktime_ns(void) { return ktime_get_ns(); }
+void optprobe_cond_resched(void) { cond_resched(); }
+
+/*
+ * Calls through addresses resolved with kallsyms_lookup_name. Each cast uses
+ * the kernel's own prototype (typeof), so the compiler checks the signature.
+ */
+unsigned long optprobe_call_kallsyms_lookup_name(void *fn, const char *name)
+{
+	return ((typeof(&kallsyms_lookup_name))fn)(name);
+}
+int optprobe_call_patch_text(void *fn, void **addrs, u32 *insns, int cnt)
+{
+	return ((typeof(&aarch64_insn_patch_text))fn)(addrs, insns, cnt);
+}
+void *optprobe_call_insn_copy(void *fn, void *dst, void *src, size_t len)
+{
+	return ((typeof(&aarch64_insn_copy))fn)(dst, src, len);
+}
+/* One page, read-only and executable from the start, inside [start, end). */
+void *optprobe_call_vmalloc_range(void *fn, unsigned long start, unsigned long end)
+{
+	return ((typeof(&__vmalloc_node_range_noprof))fn)(PAGE_SIZE, PAGE_SIZE,
+			start, end, GFP_KERNEL, PAGE_KERNEL_ROX,
+			VM_FLUSH_RESET_PERMS, NUMA_NO_NODE,
+			__builtin_return_address(0));
+}
+struct kprobe *optprobe_call_get_kprobe(void *fn, void *addr)
+{
+	return ((typeof(&get_kprobe))fn)(addr);
+}
+NOKPROBE_SYMBOL(optprobe_call_get_kprobe);
+int optprobe_call_lookup_size_offset(void *fn, unsigned long addr,
+				     unsigned long *size, unsigned long *offset)
+{
+	return ((typeof(&kallsyms_lookup_size_offset))fn)(addr, size, offset);
+}
+bool optprobe_within_module(unsigned long addr, struct module *mod)
+{
+	return within_module(addr, mod);
+}
+
+/* The hit path: trampoline -> callback -> pre-handler -> handler dispatch. */
+NOKPROBE_SYMBOL(optprobe_callback);
+NOKPROBE_SYMBOL(optprobe_kp_pre_handler);
+NOKPROBE_SYMBOL(optprobe_rust_dispatch);
+static_assert(KSYM_SYMBOL_LEN <= OPTPROBE_SYMBOL_BUF);
+
+/* probes=: the same syntax as the control file, ';'-separated, at insmod. */
+char optprobe_probes_param[1024];
+module_param_string(probes, optprobe_probes_param, sizeof(optprobe_probes_param), 0400);
+MODULE_PARM_DESC(probes, "probes to attach at load, ';'-separated: p[:NAME] SYMBOL[+OFFS]");
+
+static ssize_t control_store(struct kobject *kobj, struct kobj_attribute *attr,
+			     const char *buf, size_t count)
+{
+	return optprobe_sysfs_control_store(buf, count);
+}
+
+/* A bin attribute: the listing can exceed sysfs's one-page limit. */
+static ssize_t probes_read(struct file *file, struct kobject *kobj,
+			   struct bin_attribute *attr, char *buf, loff_t off,
+			   size_t count)
+{
+	return optprobe_sysfs_probes_read(buf, off, count);
+}
+
+/* Root only: writing attaches code to the kernel; the listing has addresses. */
+static struct kobj_attribute control_attr = __ATTR(control, 0200, NULL, control_store);
+static struct bin_attribute probes_attr = {
+	.attr = { .name = "probes", .mode = 0400 },
+	.read = probes_read,
+};
+static struct attribute *optprobe_attrs[] = {
+	&control_attr.attr,
+	NULL,
+};
+static struct bin_attribute *optprobe_bin_attrs[] = {
+	&probes_attr,
+	NULL,
+};
+static const struct attribute_group optprobe_group = {
+	.attrs = optprobe_attrs,
+	.bin_attrs = optprobe_bin_attrs,
+};
+
+const struct attribute_group *optprobe_attr_group(void) { return &optprobe_group; }
+
+/* C ABI: implemented in Rust, exported here (see include/optprobe.h). */
+EXPORT_SYMBOL_GPL(optprobe_register);
+EXPORT_SYMBOL_GPL(optprobe_register_batch);
+EXPORT_SYMBOL_GPL(optprobe_unregister);
+EXPORT_SYMBOL_GPL(optprobe_unregister_batch);
+EXPORT_SYMBOL_GPL(optprobe_state);
+EXPORT_SYMBOL_GPL(optprobe_reason);
+EXPORT_SYMBOL_GPL(optprobe_stop_machine_count);

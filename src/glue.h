@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * C glue for optprobe: kernel static inlines and macros that Rust cannot
+ * call directly. Every function here is a one-liner; the logic is in Rust.
+ */
+#ifndef OPTPROBE_GLUE_H
+#define OPTPROBE_GLUE_H
+
+#include <linux/types.h>
+
+/* Buffer size for sprint_symbol(); glue.c checks it covers KSYM_SYMBOL_LEN. */
+#define OPTPROBE_SYMBOL_BUF 1024
+
+struct pt_regs;
+struct attribute_group;
+
+void optprobe_preempt_disable(void);
+void optprobe_preempt_enable(void);
+void *optprobe_this_cpu_ptr(void *percpu_ptr);
+void *optprobe_per_cpu_ptr(void *percpu_ptr, int cpu);
+void optprobe_cpus_read_lock(void);
+void optprobe_cpus_read_unlock(void);
+void *optprobe_alloc_percpu_u64(void);
+int optprobe_nr_cpu_ids(void);
+int optprobe_cpu_possible(int cpu);
+unsigned long optprobe_vmalloc_start(void);
+unsigned long optprobe_vmalloc_end(void);
+unsigned long optprobe_modules_vaddr(void);
+unsigned long optprobe_modules_end(void);
+struct kprobe;
+struct module;
+unsigned long optprobe_call_kallsyms_lookup_name(void *fn, const char *name);
+int optprobe_call_patch_text(void *fn, void **addrs, u32 *insns, int cnt);
+void *optprobe_call_insn_copy(void *fn, void *dst, void *src, size_t len);
+void *optprobe_call_vmalloc_range(void *fn, unsigned long start, unsigned long end);
+struct kprobe *optprobe_call_get_kprobe(void *fn, void *addr);
+int optprobe_call_lookup_size_offset(void *fn, unsigned long addr,
+				     unsigned long *size, unsigned long *offset);
+bool optprobe_within_module(unsigned long addr, struct module *mod);
+unsigned long optprobe_page_size(void);
+const struct attribute_group *optprobe_attr_group(void);
+bool optprobe_is_root(void);
+u64 optprobe_ktime_ns(void);
+void optprobe_cond_resched(void);
+
+/* Rust entry points used by glue.c (and blacklisted from kprobes there). */
+int optprobe_kp_pre_handler(struct kprobe *kp, struct pt_regs *regs);
+void optprobe_rust_dispatch(void *data, struct pt_regs *regs);
+void optprobe_callback(void *probe, struct pt_regs *regs);
+long optprobe_sysfs_control_store(const char *buf, unsigned long count);
+long optprobe_sysfs_probes_read(char *buf, long long offset, unsigned long count);
+
+extern char optprobe_probes_param[];
+
+#endif

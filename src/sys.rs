@@ -1,0 +1,362 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Small safe wrappers around the kernel interfaces optprobe uses: unexported
+//! symbols, text patching, trampoline pages and per-CPU counters.
+
+use crate::bindings;
+use core::cell::UnsafeCell;
+use core::ffi::{c_char, c_void, CStr};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use kernel::error::{code, Error};
+use kernel::prelude::*;
+
+/// Unexported kernel symbols, resolved once at load through `kallsyms_lookup_name`.
+pub(crate) struct Symbols {
+    pub(crate) patch_text: *mut c_void,
+    pub(crate) insn_copy: *mut c_void,
+    pub(crate) vmalloc_range: *mut c_void,
+    pub(crate) text_mutex: *mut bindings::mutex,
+    pub(crate) get_kprobe: *mut c_void,
+    /// `DEFINE_PER_CPU(struct kprobe *, current_kprobe)`.
+    pub(crate) current_kprobe: *mut c_void,
+    /// `DEFINE_PER_CPU(struct kprobe_ctlblk, kprobe_ctlblk)`.
+    pub(crate) kprobe_ctlblk: *mut c_void,
+    pub(crate) lookup_size_offset: *mut c_void,
+}
+
+/// Write-once holder for [`Symbols`].
+///
+/// # Invariants
+///
+/// `value` is initialised whenever `ready` is true, and never written after.
+struct SymbolsCell {
+    ready: AtomicBool,
+    value: UnsafeCell<core::mem::MaybeUninit<Symbols>>,
+}
+
+// SAFETY: `value` is written once, before `ready` is published with Release,
+// and only read after `ready` is observed with Acquire.
+unsafe impl Sync for SymbolsCell {}
+
+static SYMBOLS: SymbolsCell = SymbolsCell {
+    ready: AtomicBool::new(false),
+    value: UnsafeCell::new(core::mem::MaybeUninit::uninit()),
+};
+
+/// The resolved symbols. Only called after [`resolve_symbols`] succeeded,
+/// which module init does before anything else can run.
+#[inline(always)]
+pub(crate) fn syms() -> &'static Symbols {
+    assert!(SYMBOLS.ready.load(Ordering::Acquire));
+    // SAFETY: `ready` is true, so `value` is initialised (type invariant).
+    unsafe { (*SYMBOLS.value.get()).assume_init_ref() }
+}
+
+/// Find `kallsyms_lookup_name` with a kprobe: registering one resolves the
+/// symbol's address, which the kprobe then reports.
+fn find_kallsyms_lookup_name() -> Result<*mut c_void> {
+    let mut kp = bindings::kprobe::default();
+    kp.symbol_name = c"kallsyms_lookup_name".as_ptr();
+    // SAFETY: `kp` is a valid, zeroed kprobe that outlives its registration.
+    let ret = unsafe { bindings::register_kprobe(&mut kp) };
+    if ret < 0 {
+        pr_err!("cannot find kallsyms_lookup_name via a kprobe ({})\n", ret);
+        return Err(Error::from_errno(ret));
+    }
+    let addr = kp.addr.cast::<c_void>();
+    // SAFETY: `kp` was registered above.
+    unsafe { bindings::unregister_kprobe(&mut kp) };
+    Ok(addr)
+}
+
+fn lookup(lookup_name: *mut c_void, name: &CStr) -> Result<*mut c_void> {
+    // SAFETY: `lookup_name` is kallsyms_lookup_name; `name` is NUL-terminated.
+    let addr = unsafe { bindings::optprobe_call_kallsyms_lookup_name(lookup_name, name.as_ptr()) };
+    if addr == 0 {
+        pr_err!("kernel symbol {} not found; cannot load\n", name.to_str().unwrap_or("?"));
+        return Err(code::ENOENT);
+    }
+    // CAST: a kernel address.
+    Ok(addr as *mut c_void)
+}
+
+/// Resolve every unexported symbol; fails naming the first one missing.
+pub(crate) fn resolve_symbols() -> Result {
+    if SYMBOLS.ready.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let k = find_kallsyms_lookup_name()?;
+    let symbols = Symbols {
+        patch_text: lookup(k, c"aarch64_insn_patch_text")?,
+        insn_copy: lookup(k, c"aarch64_insn_copy")?,
+        vmalloc_range: lookup(k, c"__vmalloc_node_range_noprof")?,
+        text_mutex: lookup(k, c"text_mutex")?.cast(),
+        get_kprobe: lookup(k, c"get_kprobe")?,
+        current_kprobe: lookup(k, c"current_kprobe")?,
+        kprobe_ctlblk: lookup(k, c"kprobe_ctlblk")?,
+        lookup_size_offset: lookup(k, c"kallsyms_lookup_size_offset")?,
+    };
+    // SAFETY: `ready` is false and module init is single-threaded, so nobody
+    // reads `value` yet.
+    unsafe { (*SYMBOLS.value.get()).write(symbols) };
+    // INVARIANT: `value` was initialised just above.
+    SYMBOLS.ready.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Number of `stop_machine` text-patch batches issued.
+pub(crate) static STOP_MACHINE_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// Proof that `cpus_read_lock()` and `text_mutex` are held, in kprobes' order.
+///
+/// # Invariants
+///
+/// While a `TextLock` exists, the current task holds both locks.
+pub(crate) struct TextLock(());
+
+impl TextLock {
+    pub(crate) fn new() -> Self {
+        // SAFETY: process context (all callers may sleep); `text_mutex` is
+        // the kernel's, resolved at load.
+        unsafe {
+            bindings::optprobe_cpus_read_lock();
+            bindings::mutex_lock(syms().text_mutex);
+        }
+        // INVARIANT: both locks were just taken.
+        TextLock(())
+    }
+
+    /// Patch live text, one `stop_machine` for the whole batch.
+    pub(crate) fn patch_batch(&self, addrs: &mut [*mut c_void], insns: &mut [u32]) -> Result {
+        assert_eq!(addrs.len(), insns.len());
+        if addrs.is_empty() {
+            return Ok(());
+        }
+        STOP_MACHINE_CALLS.fetch_add(1, Ordering::Relaxed);
+        // CAST: batches are bounded by the caller far below i32::MAX.
+        let count = addrs.len() as i32;
+        // SAFETY: `self` proves cpus_read_lock + text_mutex (type invariant);
+        // the arrays are valid for `count` entries; each address is probed
+        // kernel text owned by a registered kprobe of ours.
+        let ret = unsafe {
+            bindings::optprobe_call_patch_text(
+                syms().patch_text,
+                addrs.as_mut_ptr(),
+                insns.as_mut_ptr(),
+                count,
+            )
+        };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
+
+    /// Write `bytes` into trampoline memory no CPU can reach yet (`_nosync`).
+    ///
+    /// # Safety
+    ///
+    /// `dst..dst + bytes.len()` must lie in a trampoline page of ours, and no
+    /// live branch may lead into it.
+    pub(crate) unsafe fn write_unreachable(&self, dst: usize, bytes: &[u8]) {
+        // SAFETY: per the function's contract the range is our own,
+        // unreachable trampoline memory; `self` proves text_mutex is held.
+        unsafe {
+            bindings::optprobe_call_insn_copy(
+                syms().insn_copy,
+                dst as *mut c_void,
+                bytes.as_ptr() as *mut c_void,
+                bytes.len(),
+            )
+        };
+    }
+}
+
+impl Drop for TextLock {
+    fn drop(&mut self) {
+        // SAFETY: both locks are held (type invariant); released in reverse.
+        unsafe {
+            bindings::mutex_unlock(syms().text_mutex);
+            bindings::optprobe_cpus_read_unlock();
+        }
+    }
+}
+
+/// Read one instruction word of kernel text.
+///
+/// # Safety
+///
+/// `addr` must be 4-byte aligned, mapped kernel text (e.g. a registered
+/// kprobe's address, or inside a symbol that contains one).
+pub(crate) unsafe fn read_insn(addr: usize) -> u32 {
+    // SAFETY: per the function's contract.
+    u32::from_le(unsafe { core::ptr::read_volatile(addr as *const u32) })
+}
+
+/// Start and size of the symbol containing `addr`, if any.
+pub(crate) fn symbol_bounds(addr: usize) -> Option<(usize, usize)> {
+    let mut size = 0;
+    let mut offset = 0;
+    // SAFETY: the function is kallsyms_lookup_size_offset; out-params are valid.
+    let found = unsafe {
+        bindings::optprobe_call_lookup_size_offset(
+            syms().lookup_size_offset,
+            addr as _,
+            &mut size,
+            &mut offset,
+        )
+    };
+    // CAST: kernel addresses and sizes fit usize.
+    (found != 0).then(|| (addr - offset as usize, size as usize))
+}
+
+/// Format `addr` as `symbol+0xoff` into `out`; returns the bytes written.
+pub(crate) fn symbolize(addr: usize, out: &mut [u8; bindings::OPTPROBE_SYMBOL_BUF as usize]) -> usize {
+    // SAFETY: `out` has at least KSYM_SYMBOL_LEN bytes (checked in the glue),
+    // as sprint_symbol requires.
+    let len = unsafe { bindings::sprint_symbol(out.as_mut_ptr().cast::<c_char>(), addr as _) };
+    // CAST: sprint_symbol returns a length within the buffer.
+    let len = len.max(0) as usize;
+    // Drop the "/size" and " [module]" parts: keep "symbol+0xoff".
+    out[..len].iter().position(|c| *c == b'/').unwrap_or(len)
+}
+
+/// Allocate one trampoline page, read-only and executable, inside `[lo, hi)`.
+pub(crate) fn alloc_tramp_page(lo: usize, hi: usize) -> Option<usize> {
+    // SAFETY: the function is __vmalloc_node_range_noprof; the glue passes
+    // PAGE_SIZE, PAGE_KERNEL_ROX and VM_FLUSH_RESET_PERMS.
+    let page = unsafe { bindings::optprobe_call_vmalloc_range(syms().vmalloc_range, lo as _, hi as _) };
+    // CAST: pointer to address.
+    (!page.is_null()).then_some(page as usize)
+}
+
+/// Free a trampoline page.
+///
+/// # Safety
+///
+/// `page` came from [`alloc_tramp_page`], and no branch into it is live and no
+/// task can be inside it (after `synchronize_rcu_tasks()`).
+pub(crate) unsafe fn free_tramp_page(page: usize) {
+    // SAFETY: per the function's contract.
+    unsafe { bindings::vfree(page as *const c_void) };
+}
+
+/// The range trampoline pages may be taken from: modules and vmalloc space.
+pub(crate) fn tramp_limits() -> (usize, usize) {
+    // SAFETY: plain constant getters.
+    unsafe {
+        (
+            bindings::optprobe_modules_vaddr() as usize,
+            bindings::optprobe_vmalloc_end() as usize,
+        )
+    }
+}
+
+pub(crate) fn page_size() -> usize {
+    // SAFETY: constant getter.
+    unsafe { bindings::optprobe_page_size() as usize }
+}
+
+/// A per-CPU 64-bit counter; increments touch only the local CPU's line.
+///
+/// # Invariants
+///
+/// `ptr` is a live `alloc_percpu(u64)` allocation until drop.
+pub(crate) struct PerCpuCounter {
+    ptr: *mut c_void,
+}
+
+// SAFETY: the per-CPU area is shared by design; each CPU writes its own slot
+// with preemption or interrupts disabled, readers only sum.
+unsafe impl Send for PerCpuCounter {}
+// SAFETY: as above.
+unsafe impl Sync for PerCpuCounter {}
+
+impl PerCpuCounter {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: plain allocation; zeroed by the allocator.
+        let ptr = unsafe { bindings::optprobe_alloc_percpu_u64() };
+        if ptr.is_null() {
+            return Err(code::ENOMEM);
+        }
+        // INVARIANT: just allocated.
+        Ok(Self { ptr })
+    }
+
+    /// Add one on this CPU. Callers run with preemption (or IRQs) disabled.
+    #[inline(always)]
+    pub(crate) fn inc(&self) {
+        // SAFETY: `ptr` is live (invariant); this CPU's slot is only written
+        // by this CPU, and the caller keeps us on it.
+        unsafe {
+            let slot = bindings::optprobe_this_cpu_ptr(self.ptr).cast::<u64>();
+            slot.write_volatile(slot.read_volatile() + 1);
+        }
+    }
+
+    pub(crate) fn sum(&self) -> u64 {
+        // SAFETY: constant getter.
+        let cpus = unsafe { bindings::optprobe_nr_cpu_ids() };
+        let mut total = 0u64;
+        for cpu in 0..cpus {
+            // SAFETY: `cpu` < nr_cpu_ids; possible CPUs have a slot.
+            unsafe {
+                if bindings::optprobe_cpu_possible(cpu) != 0 {
+                    let slot = bindings::optprobe_per_cpu_ptr(self.ptr, cpu).cast::<u64>();
+                    total = total.wrapping_add(slot.read_volatile());
+                }
+            }
+        }
+        total
+    }
+}
+
+impl Drop for PerCpuCounter {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` is live (invariant) and freed once.
+        unsafe { bindings::free_percpu(self.ptr) };
+    }
+}
+
+/// The sysfs directory `/sys/kernel/optprobe` with its attributes.
+///
+/// # Invariants
+///
+/// `kobj` is a live kobject with the optprobe attribute group until drop.
+pub(crate) struct SysfsDir {
+    kobj: *mut bindings::kobject,
+}
+
+// SAFETY: the kobject is only touched at creation and in drop.
+unsafe impl Send for SysfsDir {}
+// SAFETY: as above.
+unsafe impl Sync for SysfsDir {}
+
+impl SysfsDir {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: kernel_kobj is the kernel's /sys/kernel kobject.
+        let kobj = unsafe { bindings::kobject_create_and_add(c"optprobe".as_ptr(), bindings::kernel_kobj) };
+        if kobj.is_null() {
+            return Err(code::ENOMEM);
+        }
+        // SAFETY: `kobj` is live; the group is static in the glue.
+        let ret = unsafe { bindings::sysfs_create_group(kobj, bindings::optprobe_attr_group()) };
+        if ret < 0 {
+            // SAFETY: drop the reference we own.
+            unsafe { bindings::kobject_put(kobj) };
+            return Err(Error::from_errno(ret));
+        }
+        // INVARIANT: created with its group.
+        Ok(Self { kobj })
+    }
+}
+
+impl Drop for SysfsDir {
+    fn drop(&mut self) {
+        // SAFETY: live kobject with the group (invariant). Removal waits for
+        // in-flight show/store calls to finish.
+        unsafe {
+            bindings::sysfs_remove_group(self.kobj, bindings::optprobe_attr_group());
+            bindings::kobject_put(self.kobj);
+        }
+    }
+}

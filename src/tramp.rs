@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Trampoline layout and image building. Kernel-free and `no_std`.
+//!
+//! The template (`asm/template.S`) gives the code; its labels give the offsets
+//! (`Layout`). `build` turns one template copy into one probe's trampoline.
+
+use crate::insn::{self, EINVAL};
+
+/// Bytes reserved per trampoline in a trampoline page.
+pub const SLOT_SIZE: usize = 256;
+
+/// Offsets of the template's labels, in bytes from its start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Template size (`optprobe_tmpl_end`).
+    pub size: usize,
+    /// The frame link instruction.
+    pub frame_link: usize,
+    /// The slot for the probed instruction.
+    pub orig_insn: usize,
+    /// The branch back to the probe address + 4.
+    pub ret: usize,
+    /// Literal: the probe the callback receives.
+    pub probe: usize,
+    /// Literal: the probe address.
+    pub pc: usize,
+    /// Literal: the callback address.
+    pub callback: usize,
+}
+
+impl Layout {
+    /// Check what the code relies on: instructions 4-byte aligned, literals
+    /// 8-byte aligned and inside the template, the return branch right after
+    /// the probed instruction, and the whole template inside one slot.
+    /// The assembler checks the same at build time; this guards the Rust side.
+    pub fn check(&self) -> Result<(), i32> {
+        let insns = [self.frame_link, self.orig_insn, self.ret];
+        let literals = [self.probe, self.pc, self.callback];
+        if self.size > SLOT_SIZE || self.size % 8 != 0 {
+            return Err(EINVAL);
+        }
+        if insns.iter().any(|o| o % 4 != 0 || o + 4 > self.size) {
+            return Err(EINVAL);
+        }
+        if literals.iter().any(|o| o % 8 != 0 || o + 8 > self.size) {
+            return Err(EINVAL);
+        }
+        if self.ret != self.orig_insn + 4 {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+}
+
+/// How the trampoline links its frame record into the probed code's chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameLink {
+    /// Before the probed function built its frame record: the caller is in
+    /// x30, so link through record B `{x29, x30}` (the template's default).
+    Entry,
+    /// After the prologue: x29 already points at the function's own record.
+    Body,
+}
+
+/// Decide the frame link for a probe at word index `probe_index` of a function
+/// whose words (from its start) are `func`: `Body` once the function has set
+/// x29 from sp before the probe.
+pub fn frame_link_for(func: &[u32], probe_index: usize) -> FrameLink {
+    let end = probe_index.min(func.len());
+    if func[..end].iter().any(|w| insn::is_frame_setup(*w)) {
+        FrameLink::Body
+    } else {
+        FrameLink::Entry
+    }
+}
+
+/// What goes into one trampoline.
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    /// Where the trampoline will live.
+    pub tramp: u64,
+    /// The probe address.
+    pub site: u64,
+    /// The instruction the branch replaces; must classify as out-of-line.
+    pub orig_insn: u32,
+    /// Pointer handed to the callback.
+    pub probe: u64,
+    /// The callback's address.
+    pub callback: u64,
+    /// Frame link choice.
+    pub link: FrameLink,
+}
+
+fn put_insn(image: &mut [u8], offset: usize, word: u32) {
+    // A64 instructions are little-endian in memory whatever the data endianness.
+    image[offset..offset + 4].copy_from_slice(&word.to_le_bytes());
+}
+
+fn put_literal(image: &mut [u8], offset: usize, value: u64) {
+    // Literals are read by LDR as data: native endianness, one 64-bit unit.
+    image[offset..offset + 8].copy_from_slice(&value.to_ne_bytes());
+}
+
+/// Build a trampoline image from `template` into `image` (at least
+/// `layout.size` bytes). Fails with `ERANGE` if the branch back cannot reach
+/// the probe address + 4 and `EINVAL` on a bad layout or instruction.
+pub fn build(layout: &Layout, template: &[u8], image: &mut [u8], p: &Params) -> Result<(), i32> {
+    layout.check()?;
+    if template.len() < layout.size || image.len() < layout.size {
+        return Err(EINVAL);
+    }
+    if insn::classify(p.orig_insn) != insn::Class::OutOfLine {
+        return Err(EINVAL);
+    }
+    let back = insn::encode_b(p.tramp + layout.ret as u64, p.site + insn::INSN_SIZE as u64)?;
+    image[..layout.size].copy_from_slice(&template[..layout.size]);
+    if p.link == FrameLink::Body {
+        put_insn(image, layout.frame_link, insn::MOV_X9_X29);
+    }
+    put_insn(image, layout.orig_insn, p.orig_insn);
+    put_insn(image, layout.ret, back);
+    put_literal(image, layout.probe, p.probe);
+    put_literal(image, layout.pc, p.site);
+    put_literal(image, layout.callback, p.callback);
+    Ok(())
+}
+
+/// The branch that replaces the probed instruction, or `ERANGE`.
+pub fn site_branch(site: u64, tramp: u64) -> Result<u32, i32> {
+    insn::encode_b(site, tramp)
+}
+
+/// The window `[lo, hi)` of page-aligned addresses where a trampoline page for
+/// `site` may go: every slot in a page inside it reaches the site and is
+/// reached from it. Clamped to `[limit_lo, limit_hi)`; `None` if empty.
+pub fn window(site: u64, page: u64, limit_lo: u64, limit_hi: u64) -> Option<(u64, u64)> {
+    let reach = insn::B_RANGE as u64;
+    // The page's last byte must be within reach of the site and vice versa.
+    let lo = site.saturating_sub(reach - 2 * page).next_multiple_of(page);
+    let hi = site.saturating_add(reach - 2 * page) & !(page - 1);
+    let lo = lo.max(limit_lo);
+    let hi = hi.min(limit_hi);
+    if lo + page <= hi {
+        Some((lo, hi))
+    } else {
+        None
+    }
+}

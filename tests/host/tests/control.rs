@@ -1,0 +1,91 @@
+use optprobe_host::control::{parse, split_param, Command, ParseError, Target};
+
+#[test]
+fn accepts_the_documented_forms() {
+    assert_eq!(
+        parse(b"p:foo vfs_read+8\n"),
+        Ok(Command::Add { name: Some("foo"), target: Target::Symbol { symbol: "vfs_read", offset: 8 } })
+    );
+    assert_eq!(
+        parse(b"p vfs_read"),
+        Ok(Command::Add { name: None, target: Target::Symbol { symbol: "vfs_read", offset: 0 } })
+    );
+    assert_eq!(
+        parse(b"p:x  kernel_clone+0x10  "),
+        Ok(Command::Add { name: Some("x"), target: Target::Symbol { symbol: "kernel_clone", offset: 16 } })
+    );
+    assert_eq!(
+        parse(b"p:a 0xffff800080001000"),
+        Ok(Command::Add { name: Some("a"), target: Target::Address(0xffff_8000_8000_1000) })
+    );
+    assert_eq!(parse(b"-:foo\n"), Ok(Command::Remove { name: "foo" }));
+    assert_eq!(
+        parse(b"p:n sym.cold+4"),
+        Ok(Command::Add { name: Some("n"), target: Target::Symbol { symbol: "sym.cold", offset: 4 } })
+    );
+}
+
+#[test]
+fn rejects_bad_input_with_a_reason() {
+    let cases: &[(&[u8], ParseError)] = &[
+        (b"", ParseError::Empty),
+        (b"\n", ParseError::Empty),
+        (b"   ", ParseError::Empty),
+        (b"r:foo vfs_read", ParseError::UnknownCommand),
+        (b"pfoo vfs_read", ParseError::UnknownCommand),
+        (b"p:", ParseError::BadName),
+        (b"p:1abc vfs_read", ParseError::BadName),
+        (b"p:a-b vfs_read", ParseError::BadName),
+        (b"p:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa vfs_read", ParseError::BadName),
+        (b"p:foo", ParseError::MissingTarget),
+        (b"p:foo vfs_read extra", ParseError::TrailingGarbage),
+        (b"p:foo vfs_read+", ParseError::BadOffset),
+        (b"p:foo vfs_read+-4", ParseError::BadOffset),
+        (b"p:foo vfs_read+0xzz", ParseError::BadOffset),
+        (b"p:foo vfs_read+99999999999999999999999", ParseError::BadOffset),
+        (b"p:foo vfs_read+2", ParseError::Misaligned),
+        (b"p:foo 0x1002", ParseError::Misaligned),
+        (b"p:foo 0x", ParseError::BadAddress),
+        (b"p:foo 0xg000", ParseError::BadAddress),
+        (b"p:foo 9abc", ParseError::BadSymbol),
+        (b"p:foo vfs$read", ParseError::BadSymbol),
+        (b"-:", ParseError::BadName),
+        (b"-:foo bar", ParseError::TrailingGarbage),
+        (b"p:a x\np:b y", ParseError::MultipleLines),
+        (b"p:foo \xff\xfe", ParseError::UnknownCommand),
+    ];
+    for (input, err) in cases {
+        assert_eq!(parse(input), Err(*err), "{:?}", String::from_utf8_lossy(input));
+        assert!(!err.as_str().is_empty());
+    }
+    let long = [b'a'; 300];
+    assert_eq!(parse(&long), Err(ParseError::TooLong));
+    assert_eq!(ParseError::TooLong.errno(), 7);
+    assert_eq!(ParseError::BadName.errno(), 22);
+}
+
+#[test]
+fn never_panics_on_random_bytes() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let alphabet = b"p:-+0x19af _\n\t.vfs_read;";
+    for _ in 0..200_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let len = (state % 40) as usize;
+        let mut buf = [0u8; 40];
+        let mut s = state;
+        for b in buf.iter_mut().take(len) {
+            s = s.rotate_left(7) ^ 0x5851_f42d;
+            *b = if s % 5 == 0 { (s >> 8) as u8 } else { alphabet[(s as usize >> 3) % alphabet.len()] };
+        }
+        let _ = parse(&buf[..len]);
+    }
+}
+
+#[test]
+fn module_parameter_splits_on_semicolons() {
+    let cmds: Vec<&[u8]> = split_param(b"p:a vfs_read; ;p:b kernel_clone+4;").collect();
+    assert_eq!(cmds, vec![&b"p:a vfs_read"[..], &b"p:b kernel_clone+4"[..]]);
+    assert_eq!(split_param(b"").count(), 0);
+}

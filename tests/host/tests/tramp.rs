@@ -1,0 +1,95 @@
+use optprobe_host::insn;
+use optprobe_host::tramp::{self, FrameLink, Layout, Params};
+
+fn layout() -> Layout {
+    // Shape of asm/template.S: 57 instructions, then three literals.
+    Layout { size: 256, frame_link: 116, orig_insn: 220, ret: 224, probe: 232, pc: 240, callback: 248 }
+}
+
+fn params(tramp: u64, site: u64) -> Params {
+    Params {
+        tramp,
+        site,
+        orig_insn: 0x9100_0400,
+        probe: 0x1122_3344_5566_7788,
+        callback: 0xffff_0000_dead_beef,
+        link: FrameLink::Body,
+    }
+}
+
+#[test]
+fn builds_an_image_that_branches_back() {
+    let template = [0xaau8; 256];
+    let mut image = [0u8; 256];
+    let site = 0xffff_8000_8010_0000;
+    let tr = site - (100 << 20);
+    tramp::build(&layout(), &template, &mut image, &params(tr, site)).unwrap();
+    let word = |image: &[u8], o: usize| u32::from_le_bytes(image[o..o + 4].try_into().unwrap());
+    let lit = |o: usize| u64::from_ne_bytes(image[o..o + 8].try_into().unwrap());
+    assert_eq!(word(&image, 220), 0x9100_0400);
+    assert_eq!(insn::decode_b_target(tr + 224, word(&image, 224)), Some(site + 4));
+    assert_eq!(word(&image, 116), insn::MOV_X9_X29);
+    assert_eq!(lit(232), 0x1122_3344_5566_7788);
+    assert_eq!(lit(240), site);
+    assert_eq!(lit(248), 0xffff_0000_dead_beef);
+    assert_eq!(image[0], 0xaa);
+    // Entry probes keep the template's frame link.
+    let mut p = params(tr, site);
+    p.link = FrameLink::Entry;
+    tramp::build(&layout(), &template, &mut image, &p).unwrap();
+    assert_eq!(word(&image, 116), 0xaaaa_aaaa);
+}
+
+#[test]
+fn refuses_out_of_range_and_pc_relative() {
+    let template = [0u8; 256];
+    let mut image = [0u8; 256];
+    let site = 0xffff_8000_8010_0000;
+    assert_eq!(
+        tramp::build(&layout(), &template, &mut image, &params(site - (200 << 20), site)),
+        Err(insn::ERANGE)
+    );
+    let mut p = params(site - 4096, site);
+    p.orig_insn = 0x9000_0000; // adrp
+    assert_eq!(tramp::build(&layout(), &template, &mut image, &p), Err(insn::EINVAL));
+}
+
+#[test]
+fn layout_checks_catch_misalignment() {
+    assert!(layout().check().is_ok());
+    let mut l = layout();
+    l.probe = 236;
+    assert!(l.check().is_err());
+    let mut l = layout();
+    l.ret = 228;
+    assert!(l.check().is_err());
+    let mut l = layout();
+    l.size = 264;
+    assert!(l.check().is_err());
+}
+
+#[test]
+fn window_keeps_every_slot_in_reach() {
+    let page = 4096;
+    let site = 0xffff_8000_8123_4564u64;
+    let (lo, hi) = tramp::window(site, page, 0, u64::MAX).unwrap();
+    assert_eq!(lo % page, 0);
+    assert_eq!(hi % page, 0);
+    for base in [lo, hi - page] {
+        for slot in [base, base + page - tramp::SLOT_SIZE as u64] {
+            assert!(tramp::site_branch(site, slot).is_ok());
+            assert!(insn::encode_b(slot + 224, site + 4).is_ok());
+        }
+    }
+    // Clamping to a disjoint range leaves nothing.
+    assert_eq!(tramp::window(site, page, site + (200 << 20), u64::MAX), None);
+}
+
+#[test]
+fn frame_link_follows_the_prologue() {
+    let func = [0xd503_233f, 0xa9bf_7bfd, 0x9100_03fd, 0x9100_0400];
+    assert_eq!(tramp::frame_link_for(&func, 0), FrameLink::Entry);
+    assert_eq!(tramp::frame_link_for(&func, 2), FrameLink::Entry);
+    assert_eq!(tramp::frame_link_for(&func, 3), FrameLink::Body);
+    assert_eq!(tramp::frame_link_for(&[0x9100_0400; 4], 3), FrameLink::Entry);
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Probe targets written in assembly, so tests know exactly which instruction
+ * sits at each probe point and what the registers hold there.
+ */
+#include <linux/linkage.h>
+#include <asm/assembler.h>
+
+	.text
+
+/*
+ * u64 optprobe_target_args(u64 a0, ..., u64 a7): returns the sum.
+ * optprobe_target_args_insn (entry + 4, after "bti c") is a plain ADD:
+ * optimizable, and x0-x7 still hold the arguments there.
+ */
+SYM_FUNC_START(optprobe_target_args)
+SYM_INNER_LABEL(optprobe_target_args_insn, SYM_L_GLOBAL)
+	add	x0, x0, x1
+	add	x0, x0, x2
+	add	x0, x0, x3
+	add	x0, x0, x4
+	add	x0, x0, x5
+	add	x0, x0, x6
+	add	x0, x0, x7
+	ret
+SYM_FUNC_END(optprobe_target_args)
+
+/*
+ * u64 optprobe_target_call_args(a0..a7): builds a frame, records its sp in
+ * optprobe_target_caller_sp, calls optprobe_target_args. A handler at
+ * optprobe_target_args_insn must see sp == optprobe_target_caller_sp and
+ * x30 == optprobe_target_call_args_ret.
+ */
+SYM_FUNC_START(optprobe_target_call_args)
+	stp	x29, x30, [sp, #-16]!
+	mov	x29, sp
+SYM_INNER_LABEL(optprobe_target_call_args_body, SYM_L_GLOBAL)
+	mov	x9, sp				/* after the frame record exists */
+	adr_l	x10, optprobe_target_caller_sp
+	str	x9, [x10]
+	bl	optprobe_target_args
+SYM_INNER_LABEL(optprobe_target_call_args_ret, SYM_L_GLOBAL)
+	ldp	x29, x30, [sp], #16
+	ret
+SYM_FUNC_END(optprobe_target_call_args)
+
+/*
+ * u64 optprobe_target_flags(u64 a, u64 b): "cmp a, b", then the probed
+ * instruction, then returns NZCV as read after it. The probe must neither
+ * lose nor leak flags.
+ */
+SYM_FUNC_START(optprobe_target_flags)
+	cmp	x0, x1
+SYM_INNER_LABEL(optprobe_target_flags_insn, SYM_L_GLOBAL)
+	mov	x2, x0
+	mrs	x0, nzcv
+	ret
+SYM_FUNC_END(optprobe_target_flags)
+
+/* u64 optprobe_target_adrp(void): ADRP at entry + 4 (PC-relative). */
+SYM_FUNC_START(optprobe_target_adrp)
+SYM_INNER_LABEL(optprobe_target_adrp_insn, SYM_L_GLOBAL)
+	adrp	x0, optprobe_target_caller_sp
+	add	x0, x0, :lo12:optprobe_target_caller_sp
+	ret
+SYM_FUNC_END(optprobe_target_adrp)
+
+/*
+ * u64 optprobe_target_many(u64 x): returns x + OPTPROBE_TARGET_MANY.
+ * optprobe_target_many_insns is the first of that many "add x0, x0, #1".
+ */
+#define OPTPROBE_TARGET_MANY 1024
+SYM_FUNC_START(optprobe_target_many)
+SYM_INNER_LABEL(optprobe_target_many_insns, SYM_L_GLOBAL)
+	.rept	OPTPROBE_TARGET_MANY
+	add	x0, x0, #1
+	.endr
+	ret
+SYM_FUNC_END(optprobe_target_many)
+
+	.data
+	.balign	8
+SYM_DATA(optprobe_target_caller_sp, .quad 0)
