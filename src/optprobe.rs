@@ -596,7 +596,7 @@ impl Registry {
             if ret < 0 {
                 let err = Error::from_errno(ret);
                 pr_warn!(
-                    "optprobe: cannot probe {}: {}\n",
+                    "cannot probe {}: {}\n",
                     describe_target(&specs[i]),
                     kprobe_error(ret)
                 );
