@@ -96,6 +96,11 @@ NOKPROBE_SYMBOL(optprobe_kp_pre_handler);
 NOKPROBE_SYMBOL(optprobe_rust_dispatch);
 static_assert(KSYM_SYMBOL_LEN <= OPTPROBE_SYMBOL_BUF);
 
+/* selftest=1: exercise the Rust API at load (see rust_api_selftest). */
+bool optprobe_selftest_param;
+module_param_named(selftest, optprobe_selftest_param, bool, 0400);
+MODULE_PARM_DESC(selftest, "run the Rust API self-test at load");
+
 /* probes=: the same syntax as the control file, ';'-separated, at insmod. */
 char optprobe_probes_param[1024];
 module_param_string(probes, optprobe_probes_param, sizeof(optprobe_probes_param), 0400);

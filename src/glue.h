@@ -51,5 +51,6 @@ long optprobe_sysfs_control_store(const char *buf, unsigned long count);
 long optprobe_sysfs_probes_read(char *buf, long long offset, unsigned long count);
 
 extern char optprobe_probes_param[];
+extern bool optprobe_selftest_param;
 
 #endif

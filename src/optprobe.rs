@@ -787,7 +787,18 @@ unsafe impl Sync for Registration {}
 
 impl Registration {
     /// Probe `symbol + offset`. With no handler the probe only counts hits.
-    pub fn new(symbol: &[u8], offset: usize, name: &[u8], handler: Option<KBox<dyn ProbeHandler>>) -> Result<Self> {
+    pub fn new<H: ProbeHandler + 'static>(
+        symbol: &[u8],
+        offset: usize,
+        name: &[u8],
+        handler: Option<KBox<H>>,
+    ) -> Result<Self> {
+        let handler = handler.map(|h| {
+            // 6.12's KBox does not coerce to `dyn`; unsize the raw pointer.
+            let raw: *mut dyn ProbeHandler = KBox::<H>::into_raw(h);
+            // SAFETY: `raw` comes from `KBox::into_raw` just above, same allocator.
+            unsafe { KBox::<dyn ProbeHandler>::from_raw(raw) }
+        });
         Self::with_target(symbol, offset, 0, name, handler, false)
     }
 
@@ -856,6 +867,82 @@ impl Drop for Registration {
         // The probe is gone and its handler can no longer run.
         drop(self.handler.take());
     }
+}
+
+// --- Rust API self-test (insmod optprobe.ko selftest=1) -------------------
+
+/// The function the self-test probes: small, out of line, with a body.
+#[inline(never)]
+#[no_mangle]
+pub extern "C" fn optprobe_selftest_target(x: u64) -> u64 {
+    // SAFETY: an empty asm statement only stops the compiler from folding calls.
+    unsafe { core::arch::asm!("", options(nomem, nostack, preserves_flags)) };
+    x.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(7) ^ x
+}
+
+/// A Rust handler: counts hits and remembers the last `x0`.
+struct SelftestHandler {
+    hits: core::sync::atomic::AtomicU64,
+    last_x0: core::sync::atomic::AtomicU64,
+}
+
+impl ProbeHandler for SelftestHandler {
+    fn pre(&self, regs: &mut bindings::pt_regs) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: `regs` is the hit's pt_regs; reading x0 from the union.
+        let x0 = unsafe { regs.__bindgen_anon_1.__bindgen_anon_1.regs[0] };
+        self.last_x0.store(x0, Ordering::Relaxed);
+    }
+}
+
+/// Register a probe through [`Registration`] on the first optimizable
+/// instruction of [`optprobe_selftest_target`], call it, drop it, call again.
+fn rust_api_selftest() -> Result {
+    let func = optprobe_selftest_target as *const () as usize;
+    let (start, size) = sys::symbol_bounds(func).ok_or(code::ENOENT)?;
+    // The first instruction that runs out of line and does not touch x0 yet
+    // (the first four are before any use of x0 in this tiny function).
+    let mut offset = None;
+    for off in (0..size.min(16)).step_by(4) {
+        // SAFETY: inside our own function's text.
+        let word = unsafe { sys::read_insn(start + off) };
+        if insn::classify(word) == insn::Class::OutOfLine {
+            offset = Some(off);
+            break;
+        }
+    }
+    let offset = offset.ok_or(code::ENOENT)?;
+    let handler = KBox::new(
+        SelftestHandler {
+            hits: core::sync::atomic::AtomicU64::new(0),
+            last_x0: core::sync::atomic::AtomicU64::new(0),
+        },
+        GFP_KERNEL,
+    )?;
+    let counts: *const SelftestHandler = &*handler;
+    let reg = Registration::new(b"optprobe_selftest_target", offset, b"selftest", Some(handler))?;
+    let optimized = reg.optimized();
+    let mut sum = 0u64;
+    for i in 0..100u64 {
+        sum = sum.wrapping_add(optprobe_selftest_target(core::hint::black_box(i + 1000)));
+    }
+    // SAFETY: the handler is owned by `reg`, alive until it is dropped.
+    let (hits, last) = unsafe { ((*counts).hits.load(Ordering::Relaxed), (*counts).last_x0.load(Ordering::Relaxed)) };
+    drop(reg);
+    let after = optprobe_selftest_target(core::hint::black_box(7));
+    pr_info!(
+        "selftest: Rust API probe at optprobe_selftest_target+{:#x}: {}, {} hits, last x0 {} (checksum {:#x})\n",
+        offset,
+        if optimized { "optimized" } else { "kprobe" },
+        hits,
+        last,
+        sum ^ after
+    );
+    if hits != 100 || last != 1099 || !optimized {
+        pr_err!("selftest: Rust API probe failed: want 100 hits, last x0 1099, optimized\n");
+        return Err(code::EINVAL);
+    }
+    Ok(())
 }
 
 // --- C ABI (declared in include/optprobe.h, exported from the glue) ----------
@@ -1312,6 +1399,10 @@ impl kernel::Module for OptprobeModule {
                 pr_err!("probes= entry '{}' refused\n", core::str::from_utf8(cmd).unwrap_or("?"));
                 return Err(e);
             }
+        }
+        // SAFETY: a bool module parameter, written only at load.
+        if unsafe { bindings::optprobe_selftest_param } {
+            rust_api_selftest()?;
         }
         this.sysfs = Some(sys::SysfsDir::new()?);
         pr_info!("loaded (trampoline {} bytes, slot {})\n", layout.size, tramp::SLOT_SIZE);
