@@ -9,8 +9,10 @@
  *
  * Per copy, the module rewrites:
  *   optprobe_tmpl_frame_link  the frame link (see below)
- *   optprobe_tmpl_orig_insn   the probed instruction, or its relocation
- *   optprobe_tmpl_return      "b <probe address + 4>"
+ *   optprobe_tmpl_orig_insn   up to OPTPROBE_MAX_RELOC instructions: the
+ *                             probed instruction and "b <probe + 4>", or its
+ *                             relocation (src/insn.rs, relocate())
+ *   optprobe_tmpl_reloc_lit   literal: the relocation's 64-bit value
  *   optprobe_tmpl_probe       literal: the struct the callback receives
  *   optprobe_tmpl_pc          literal: the probe address (regs->pc)
  *   optprobe_tmpl_callback    literal: the callback's address
@@ -30,6 +32,10 @@
 #include <asm/asm-offsets.h>
 
 #define TRAMP_FRAME	(PT_REGS_SIZE + 16)
+/* Must equal insn::MAX_RELOC; the module checks the layout at load. */
+#define OPTPROBE_MAX_RELOC	6
+/* Must equal tramp::SLOT_SIZE. */
+#define OPTPROBE_SLOT_SIZE	320
 #define S_ORIG_X0	(S_SYSCALLNO - 8)
 
 	.section .rodata, "a"
@@ -97,13 +103,15 @@ SYM_INNER_LABEL(optprobe_tmpl_frame_link, SYM_L_GLOBAL)
 	ldr	x30, [sp, #S_LR]
 	add	sp, sp, #TRAMP_FRAME
 SYM_INNER_LABEL(optprobe_tmpl_orig_insn, SYM_L_GLOBAL)
-	nop					/* the probed instruction */
-SYM_INNER_LABEL(optprobe_tmpl_return, SYM_L_GLOBAL)
-	brk	#0x004				/* "b probe + 4" */
+	.rept	OPTPROBE_MAX_RELOC
+	brk	#0x004				/* unused slots trap */
+	.endr
 	/* Pad to 8 bytes without .balign, so label offsets stay absolute. */
 	.if ((. - optprobe_tmpl_start) % 8) != 0
 	brk	#0x004
 	.endif
+SYM_INNER_LABEL(optprobe_tmpl_reloc_lit, SYM_L_GLOBAL)
+	.quad	0
 SYM_INNER_LABEL(optprobe_tmpl_probe, SYM_L_GLOBAL)
 	.quad	0
 SYM_INNER_LABEL(optprobe_tmpl_pc, SYM_L_GLOBAL)
@@ -118,15 +126,15 @@ SYM_DATA_END(optprobe_tmpl_start)
 	.if (TRAMP_FRAME % 16) != 0
 	.error "trampoline frame must keep sp 16-byte aligned"
 	.endif
-	.if (TMPL_OFF(optprobe_tmpl_frame_link) % 4) || (TMPL_OFF(optprobe_tmpl_orig_insn) % 4) || (TMPL_OFF(optprobe_tmpl_return) % 4)
+	.if (TMPL_OFF(optprobe_tmpl_frame_link) % 4) || (TMPL_OFF(optprobe_tmpl_orig_insn) % 4)
 	.error "template instructions must be 4-byte aligned"
 	.endif
-	.if (TMPL_OFF(optprobe_tmpl_probe) % 8) || (TMPL_OFF(optprobe_tmpl_pc) % 8) || (TMPL_OFF(optprobe_tmpl_callback) % 8)
+	.if (TMPL_OFF(optprobe_tmpl_reloc_lit) % 8) || (TMPL_OFF(optprobe_tmpl_probe) % 8) || (TMPL_OFF(optprobe_tmpl_pc) % 8) || (TMPL_OFF(optprobe_tmpl_callback) % 8)
 	.error "template literals must be 8-byte aligned"
 	.endif
-	.if TMPL_OFF(optprobe_tmpl_return) != TMPL_OFF(optprobe_tmpl_orig_insn) + 4
-	.error "the return branch must follow the original instruction"
+	.if TMPL_OFF(optprobe_tmpl_reloc_lit) < TMPL_OFF(optprobe_tmpl_orig_insn) + 4 * OPTPROBE_MAX_RELOC
+	.error "the relocation area overlaps the literals"
 	.endif
-	.if TMPL_OFF(optprobe_tmpl_end) > 256
-	.error "template exceeds the 256-byte trampoline slot"
+	.if TMPL_OFF(optprobe_tmpl_end) > OPTPROBE_SLOT_SIZE
+	.error "template exceeds the trampoline slot"
 	.endif

@@ -263,3 +263,203 @@ pub fn is_frame_setup(word: u32) -> bool {
     // ADD X29, SP, #imm12 (shift 0), which includes MOV X29, SP.
     word & 0xffc0_03ff == 0x9100_03fd
 }
+
+// --- Relocation --------------------------------------------------------------
+
+/// Most instructions a relocation emits (branch back included).
+pub const MAX_RELOC: usize = 6;
+
+/// `LDR Xt, label` (literal, C6.2.167), imm19 and Rt zero.
+const LDR_X_LIT: u32 = 0x5800_0000;
+/// `LDR Wt, [Xn]` (unsigned offset 0, C6.2.166).
+const LDR_W_REG: u32 = 0xb940_0000;
+/// `LDR Xt, [Xn]`.
+const LDR_X_REG: u32 = 0xf940_0000;
+/// `LDRSW Xt, [Xn]` (C6.2.178).
+const LDRSW_REG: u32 = 0xb980_0000;
+/// `LDR St, [Xn]` (SIMD&FP, unsigned offset 0, C7.2.191).
+const LDR_S_REG: u32 = 0xbd40_0000;
+/// `LDR Dt, [Xn]`.
+const LDR_D_REG: u32 = 0xfd40_0000;
+/// `LDR Qt, [Xn]`.
+const LDR_Q_REG: u32 = 0x3dc0_0000;
+/// `STR X16, [SP, #-16]!`: spill the scratch register (C6.2.321).
+const SPILL_X16: u32 = 0xf81f_0ff0;
+/// `LDR X16, [SP], #16`: reload it.
+const RELOAD_X16: u32 = 0xf841_07f0;
+/// Register number of the scratch register used for SIMD&FP literals.
+const SCRATCH: u32 = 16;
+
+fn sign_extend(value: u32, bits: u32) -> i64 {
+    // CAST: shift the field to the top, then arithmetic-shift back.
+    (((value as u64) << (64 - bits)) as i64) >> (64 - bits)
+}
+
+/// Encode `LDR Xt, label` placed at `pc` loading from `lit` (+/-1 MiB).
+pub fn encode_ldr_literal(rt: u32, pc: u64, lit: u64) -> Result<u32, i32> {
+    if rt > 31 || pc % 4 != 0 || lit % 4 != 0 {
+        return Err(EINVAL);
+    }
+    // CAST: two's-complement difference.
+    let off = lit.wrapping_sub(pc) as i64;
+    if !(-(1 << 20)..(1 << 20)).contains(&off) {
+        return Err(ERANGE);
+    }
+    // CAST: fits 19 signed bits after the range check.
+    Ok(LDR_X_LIT | ((((off >> 2) as u32) & 0x7ffff) << 5) | rt)
+}
+
+/// The address an ADR/ADRP at `pc` computes.
+fn adr_target(word: u32, pc: u64, page: bool) -> u64 {
+    let imm = ((word >> 3) & 0x1f_fffc) | ((word >> 29) & 3);
+    let imm = sign_extend(imm, 21);
+    if page {
+        // CAST: page arithmetic on addresses.
+        (pc & !0xfff).wrapping_add((imm << 12) as u64)
+    } else {
+        pc.wrapping_add(imm as u64)
+    }
+}
+
+/// Target of an imm19 (B.cond, CBZ, LDR literal) or imm14 (TBZ) field.
+fn imm_target(word: u32, pc: u64, lsb: u32, bits: u32) -> u64 {
+    let imm = sign_extend((word >> lsb) & ((1 << bits) - 1), bits);
+    // CAST: byte offset of a word-scaled immediate.
+    pc.wrapping_add((imm << 2) as u64)
+}
+
+/// Where a PC-relative instruction at `pc` branches or points to.
+pub fn pcrel_target(kind: PcRel, word: u32, pc: u64) -> u64 {
+    match kind {
+        PcRel::Adr => adr_target(word, pc, false),
+        PcRel::Adrp => adr_target(word, pc, true),
+        PcRel::B | PcRel::Bl => {
+            let imm = sign_extend(word & IMM26_MASK, 26);
+            // CAST: byte offset.
+            pc.wrapping_add((imm << 2) as u64)
+        }
+        PcRel::Tbz => imm_target(word, pc, 5, 14),
+        PcRel::BCond | PcRel::Cbz | PcRel::LdrLiteral | PcRel::LdrLiteralFp => imm_target(word, pc, 5, 19),
+    }
+}
+
+/// Code that does, when placed at `at`, what the original did at its own
+/// address; its optional literal goes at `lit` (8-byte aligned, near `at`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Relocated {
+    /// The instructions; the first `len` are used.
+    pub words: [u32; MAX_RELOC],
+    /// How many instructions.
+    pub len: usize,
+    /// The 64-bit literal the code loads, if any.
+    pub literal: Option<u64>,
+}
+
+struct Emitter {
+    out: Relocated,
+    at: u64,
+}
+
+impl Emitter {
+    fn new(at: u64) -> Self {
+        Self { out: Relocated { words: [0; MAX_RELOC], len: 0, literal: None }, at }
+    }
+
+    /// Address of the next instruction.
+    fn pc(&self) -> u64 {
+        // CAST: len <= MAX_RELOC.
+        self.at + 4 * self.out.len as u64
+    }
+
+    fn emit(&mut self, word: u32) -> Result<(), i32> {
+        if self.out.len == MAX_RELOC {
+            return Err(EINVAL);
+        }
+        self.out.words[self.out.len] = word;
+        self.out.len += 1;
+        Ok(())
+    }
+
+    fn branch(&mut self, target: u64) -> Result<(), i32> {
+        let word = encode_b(self.pc(), target)?;
+        self.emit(word)
+    }
+}
+
+/// Relocate `word`, originally at `pc`, to run at `at`, then continue where
+/// the original would have: `pc + 4`, or its branch target.
+///
+/// Rules: write only the registers the original writes (the SIMD&FP literal
+/// load borrows x16 and restores it from the stack); set no flags; a BL sets
+/// x30 to `pc + 4`, so the callee returns straight to the probed code.
+/// `Err(ERANGE)` means a target is out of reach from `at`; `Err(EINVAL)`
+/// means the word must not run out of line at all.
+pub fn relocate(word: u32, pc: u64, at: u64, lit: u64) -> Result<Relocated, i32> {
+    let next = pc.wrapping_add(INSN_SIZE as u64);
+    let mut e = Emitter::new(at);
+    let rt = word & 0x1f;
+    let kind = match classify(word) {
+        Class::OutOfLine => {
+            e.emit(word)?;
+            e.branch(next)?;
+            return Ok(e.out);
+        }
+        Class::Rejected(_) => return Err(EINVAL),
+        Class::PcRelative(kind) => kind,
+    };
+    let target = pcrel_target(kind, word, pc);
+    match kind {
+        PcRel::Adr | PcRel::Adrp => {
+            // Rd = target, as a literal: one load, no other register.
+            e.out.literal = Some(target);
+            let load = encode_ldr_literal(rt, e.pc(), lit)?;
+            e.emit(load)?;
+            e.branch(next)?;
+        }
+        PcRel::LdrLiteral => {
+            let opc = word >> 30;
+            if opc == 3 {
+                // PRFM (literal): a hint with no architectural effect.
+                e.emit(NOP)?;
+            } else {
+                // Rt = address, then load through Rt itself: writes only Rt.
+                e.out.literal = Some(target);
+                let load = encode_ldr_literal(rt, e.pc(), lit)?;
+                e.emit(load)?;
+                let op = [LDR_W_REG, LDR_X_REG, LDRSW_REG][opc as usize];
+                e.emit(op | (rt << 5) | rt)?;
+            }
+            e.branch(next)?;
+        }
+        PcRel::LdrLiteralFp => {
+            // The destination is a SIMD&FP register: borrow x16 for the address.
+            let op = [LDR_S_REG, LDR_D_REG, LDR_Q_REG][(word >> 30) as usize];
+            e.out.literal = Some(target);
+            e.emit(SPILL_X16)?;
+            let load = encode_ldr_literal(SCRATCH, e.pc(), lit)?;
+            e.emit(load)?;
+            e.emit(op | (SCRATCH << 5) | rt)?;
+            e.emit(RELOAD_X16)?;
+            e.branch(next)?;
+        }
+        PcRel::B => e.branch(target)?,
+        PcRel::Bl => {
+            // x30 = pc + 4: the callee returns to the probed code, never into
+            // the trampoline (which may be freed once the probe is gone).
+            e.out.literal = Some(next);
+            let load = encode_ldr_literal(30, e.pc(), lit)?;
+            e.emit(load)?;
+            e.branch(target)?;
+        }
+        PcRel::BCond | PcRel::Cbz | PcRel::Tbz => {
+            // Same condition, now skipping one instruction when taken:
+            //   <cond> 1f ; b pc + 4 ; 1: b target
+            let (lsb, bits) = if kind == PcRel::Tbz { (5, 14) } else { (5, 19) };
+            let field = ((1u32 << bits) - 1) << lsb;
+            e.emit((word & !field) | (2 << lsb))?;
+            e.branch(next)?;
+            e.branch(target)?;
+        }
+    }
+    Ok(e.out)
+}

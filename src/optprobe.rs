@@ -71,7 +71,7 @@ extern "C" {
     static optprobe_tmpl_start: [u32; 0];
     static optprobe_tmpl_frame_link: [u32; 0];
     static optprobe_tmpl_orig_insn: [u32; 0];
-    static optprobe_tmpl_return: [u32; 0];
+    static optprobe_tmpl_reloc_lit: [u32; 0];
     static optprobe_tmpl_probe: [u32; 0];
     static optprobe_tmpl_pc: [u32; 0];
     static optprobe_tmpl_callback: [u32; 0];
@@ -86,7 +86,7 @@ fn template() -> (tramp::Layout, &'static [u8]) {
         size: at(ptr::addr_of!(optprobe_tmpl_end)),
         frame_link: at(ptr::addr_of!(optprobe_tmpl_frame_link)),
         orig_insn: at(ptr::addr_of!(optprobe_tmpl_orig_insn)),
-        ret: at(ptr::addr_of!(optprobe_tmpl_return)),
+        reloc_lit: at(ptr::addr_of!(optprobe_tmpl_reloc_lit)),
         probe: at(ptr::addr_of!(optprobe_tmpl_probe)),
         pc: at(ptr::addr_of!(optprobe_tmpl_pc)),
         callback: at(ptr::addr_of!(optprobe_tmpl_callback)),
@@ -320,7 +320,7 @@ impl Registry {
     fn alloc_slot(&mut self, site: usize, layout: &tramp::Layout) -> Option<usize> {
         let fits = |slot: usize| {
             tramp::site_branch(site as u64, slot as u64).is_ok()
-                && insn::encode_b((slot + layout.ret) as u64, site as u64 + 4).is_ok()
+                && insn::encode_b((slot + layout.orig_insn) as u64, site as u64 + 4).is_ok()
         };
         let per_page = slots_per_page();
         for page in self.pages.as_mut_slice() {
@@ -414,16 +414,9 @@ fn prepare(reg: &mut Registry, lock: &sys::TextLock, probe: &mut Probe) -> Optio
             return None;
         }
     }
-    match insn::classify(orig_insn) {
-        insn::Class::OutOfLine => {}
-        insn::Class::PcRelative(kind) => {
-            probe.set_reason(format_args!("PC-relative instruction ({})", kind.as_str()));
-            return None;
-        }
-        insn::Class::Rejected(why) => {
-            probe.set_reason(format_args!("{}", why.as_str()));
-            return None;
-        }
+    if let insn::Class::Rejected(why) = insn::classify(orig_insn) {
+        probe.set_reason(format_args!("{}", why.as_str()));
+        return None;
     }
     let (layout, template) = template();
     let Some(slot) = reg.alloc_slot(site, &layout) else {
@@ -452,7 +445,11 @@ fn prepare(reg: &mut Registry, lock: &sys::TextLock, probe: &mut Probe) -> Optio
         Err(e) => {
             // SAFETY: the slot was never reachable.
             unsafe { reg.free_slot(slot) };
-            probe.set_reason(format_args!("trampoline out of branch range ({})", -e));
+            if e == insn::ERANGE {
+                probe.set_reason(format_args!("target out of range"));
+            } else {
+                probe.set_reason(format_args!("cannot relocate instruction ({})", -e));
+            }
             None
         }
     }

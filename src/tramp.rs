@@ -6,8 +6,8 @@
 
 use crate::insn::{self, EINVAL};
 
-/// Bytes reserved per trampoline in a trampoline page.
-pub const SLOT_SIZE: usize = 256;
+/// Bytes reserved per trampoline in a trampoline page (five cache lines).
+pub const SLOT_SIZE: usize = 320;
 
 /// Offsets of the template's labels, in bytes from its start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,10 +16,11 @@ pub struct Layout {
     pub size: usize,
     /// The frame link instruction.
     pub frame_link: usize,
-    /// The slot for the probed instruction.
+    /// The area for the probed instruction (or its relocation) and the
+    /// branch back: [`insn::MAX_RELOC`] instructions.
     pub orig_insn: usize,
-    /// The branch back to the probe address + 4.
-    pub ret: usize,
+    /// Literal: the relocation's value.
+    pub reloc_lit: usize,
     /// Literal: the probe the callback receives.
     pub probe: usize,
     /// Literal: the probe address.
@@ -30,12 +31,12 @@ pub struct Layout {
 
 impl Layout {
     /// Check what the code relies on: instructions 4-byte aligned, literals
-    /// 8-byte aligned and inside the template, the return branch right after
-    /// the probed instruction, and the whole template inside one slot.
-    /// The assembler checks the same at build time; this guards the Rust side.
+    /// 8-byte aligned and inside the template, the relocation area clear of
+    /// the literals, and the whole template inside one slot. The assembler
+    /// checks the same at build time; this guards the Rust side.
     pub fn check(&self) -> Result<(), i32> {
-        let insns = [self.frame_link, self.orig_insn, self.ret];
-        let literals = [self.probe, self.pc, self.callback];
+        let insns = [self.frame_link, self.orig_insn];
+        let literals = [self.reloc_lit, self.probe, self.pc, self.callback];
         if self.size > SLOT_SIZE || self.size % 8 != 0 {
             return Err(EINVAL);
         }
@@ -45,7 +46,8 @@ impl Layout {
         if literals.iter().any(|o| o % 8 != 0 || o + 8 > self.size) {
             return Err(EINVAL);
         }
-        if self.ret != self.orig_insn + 4 {
+        let area_end = self.orig_insn + 4 * insn::MAX_RELOC;
+        if literals.iter().any(|o| *o < area_end) || self.frame_link >= self.orig_insn {
             return Err(EINVAL);
         }
         Ok(())
@@ -81,7 +83,7 @@ pub struct Params {
     pub tramp: u64,
     /// The probe address.
     pub site: u64,
-    /// The instruction the branch replaces; must classify as out-of-line.
+    /// The instruction the branch replaces (out-of-line or PC-relative).
     pub orig_insn: u32,
     /// Pointer handed to the callback.
     pub probe: u64,
@@ -102,23 +104,25 @@ fn put_literal(image: &mut [u8], offset: usize, value: u64) {
 }
 
 /// Build a trampoline image from `template` into `image` (at least
-/// `layout.size` bytes). Fails with `ERANGE` if the branch back cannot reach
-/// the probe address + 4 and `EINVAL` on a bad layout or instruction.
+/// `layout.size` bytes). The probed instruction is copied, or relocated when
+/// it is PC-relative. Fails with `ERANGE` when a branch (back, or to a
+/// relocated target) cannot reach, and `EINVAL` on a bad layout or an
+/// instruction that must not run out of line.
 pub fn build(layout: &Layout, template: &[u8], image: &mut [u8], p: &Params) -> Result<(), i32> {
     layout.check()?;
     if template.len() < layout.size || image.len() < layout.size {
         return Err(EINVAL);
     }
-    if insn::classify(p.orig_insn) != insn::Class::OutOfLine {
-        return Err(EINVAL);
-    }
-    let back = insn::encode_b(p.tramp + layout.ret as u64, p.site + insn::INSN_SIZE as u64)?;
+    let at = p.tramp + layout.orig_insn as u64;
+    let relocated = insn::relocate(p.orig_insn, p.site, at, p.tramp + layout.reloc_lit as u64)?;
     image[..layout.size].copy_from_slice(&template[..layout.size]);
     if p.link == FrameLink::Body {
         put_insn(image, layout.frame_link, insn::MOV_X9_X29);
     }
-    put_insn(image, layout.orig_insn, p.orig_insn);
-    put_insn(image, layout.ret, back);
+    for (i, word) in relocated.words[..relocated.len].iter().enumerate() {
+        put_insn(image, layout.orig_insn + 4 * i, *word);
+    }
+    put_literal(image, layout.reloc_lit, relocated.literal.unwrap_or(0));
     put_literal(image, layout.probe, p.probe);
     put_literal(image, layout.pc, p.site);
     put_literal(image, layout.callback, p.callback);

@@ -11,11 +11,27 @@ u64 optprobe_target_args(u64, u64, u64, u64, u64, u64, u64, u64);
 u64 optprobe_target_call_args(u64, u64, u64, u64, u64, u64, u64, u64);
 u64 optprobe_target_adrp(void);
 u64 optprobe_target_flags(u64 a, u64 b);
+u64 optprobe_target_blr(u64 x);
+extern u32 optprobe_target_blr_insn[];
 extern u32 optprobe_target_call_args_body[], optprobe_target_flags_insn[];
 u64 optprobe_target_many(u64 x);
 u64 optprobe_target_work(u64 x);
 extern u32 optprobe_target_args_insn[], optprobe_target_call_args_ret[];
 extern u32 optprobe_target_adrp_insn[], optprobe_target_many_insns[];
 extern u64 optprobe_target_caller_sp;
+
+/* One PC-relative test function (tests/target_reloc.S). */
+struct optprobe_reloc_case {
+	const char *name;
+	u64 (*fn)(u64 a, u64 b);
+	u32 *insn;			/* the PC-relative instruction */
+	unsigned int flags;
+};
+#define OPTPROBE_RELOC_FP	1	/* uses SIMD&FP: call inside kernel_neon_begin() */
+#define OPTPROBE_RELOC_BL	2	/* callee records x30 in optprobe_reloc_seen_lr */
+
+extern const struct optprobe_reloc_case optprobe_reloc_cases[];
+extern const unsigned int optprobe_reloc_ncases;
+extern u64 optprobe_reloc_seen_lr;
 
 #endif

@@ -66,6 +66,26 @@ SYM_INNER_LABEL(optprobe_target_adrp_insn, SYM_L_GLOBAL)
 SYM_FUNC_END(optprobe_target_adrp)
 
 /*
+ * u64 optprobe_target_blr(u64 x): calls optprobe_target_blr_callee through
+ * BLR at optprobe_target_blr_insn; returns x + 1. kprobes simulates BLR,
+ * optprobe refuses it (x30 would point into the trampoline).
+ */
+SYM_FUNC_START(optprobe_target_blr)
+	stp	x29, x30, [sp, #-16]!
+	mov	x29, sp
+	adr	x9, optprobe_target_blr_callee
+SYM_INNER_LABEL(optprobe_target_blr_insn, SYM_L_GLOBAL)
+	blr	x9
+	ldp	x29, x30, [sp], #16
+	ret
+SYM_FUNC_END(optprobe_target_blr)
+
+SYM_FUNC_START(optprobe_target_blr_callee)
+	add	x0, x0, #1
+	ret
+SYM_FUNC_END(optprobe_target_blr_callee)
+
+/*
  * u64 optprobe_target_many(u64 x): returns x + OPTPROBE_TARGET_MANY.
  * optprobe_target_many_insns is the first of that many "add x0, x0, #1".
  */

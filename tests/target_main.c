@@ -24,10 +24,35 @@ EXPORT_SYMBOL_GPL(optprobe_target_call_args_body);
 EXPORT_SYMBOL_GPL(optprobe_target_flags);
 EXPORT_SYMBOL_GPL(optprobe_target_flags_insn);
 EXPORT_SYMBOL_GPL(optprobe_target_adrp);
+EXPORT_SYMBOL_GPL(optprobe_target_blr);
+EXPORT_SYMBOL_GPL(optprobe_target_blr_insn);
 EXPORT_SYMBOL_GPL(optprobe_target_adrp_insn);
 EXPORT_SYMBOL_GPL(optprobe_target_many);
 EXPORT_SYMBOL_GPL(optprobe_target_many_insns);
 EXPORT_SYMBOL_GPL(optprobe_target_caller_sp);
+
+/* The PC-relative functions of target_reloc.S, as a table. */
+#define RELOC_FUNCS(X)							\
+	X(adr, 0) X(adrp, 0) X(ldr_x, 0) X(ldr_w, 0) X(ldrsw, 0)	\
+	X(ldr_s, OPTPROBE_RELOC_FP) X(ldr_d, OPTPROBE_RELOC_FP)		\
+	X(ldr_q, OPTPROBE_RELOC_FP) X(b, 0) X(bl, OPTPROBE_RELOC_BL)	\
+	X(beq, 0) X(bne, 0) X(bhs, 0) X(blo, 0) X(bmi, 0) X(bpl, 0)	\
+	X(bvs, 0) X(bvc, 0) X(bhi, 0) X(bls, 0) X(bge, 0) X(blt, 0)	\
+	X(bgt, 0) X(ble, 0) X(bal, 0)					\
+	X(cbz_x, 0) X(cbnz_w, 0) X(tbz_x63, 0) X(tbnz_w3, 0)
+
+#define RELOC_DECLARE(name, flags)					\
+	u64 optprobe_reloc_##name(u64, u64);				\
+	extern u32 optprobe_reloc_##name##_insn[];
+RELOC_FUNCS(RELOC_DECLARE)
+
+#define RELOC_ENTRY(name, flags)					\
+	{ #name, optprobe_reloc_##name, optprobe_reloc_##name##_insn, flags },
+const struct optprobe_reloc_case optprobe_reloc_cases[] = { RELOC_FUNCS(RELOC_ENTRY) };
+const unsigned int optprobe_reloc_ncases = ARRAY_SIZE(optprobe_reloc_cases);
+EXPORT_SYMBOL_GPL(optprobe_reloc_cases);
+EXPORT_SYMBOL_GPL(optprobe_reloc_ncases);
+EXPORT_SYMBOL_GPL(optprobe_reloc_seen_lr);
 
 static int __init target_init(void)
 {

@@ -20,7 +20,8 @@ for p in \
     "p:clone_mid kernel_clone+60" \
     "p:target_body optprobe_target_args+4" \
     "p:target_bti optprobe_target_args" \
-    "p:target_adrp optprobe_target_adrp+4"; do
+    "p:target_adrp optprobe_target_adrp+4" \
+    "p:target_blr optprobe_target_blr_insn"; do
     say "# echo '$p' > $SYS/control"
     echo "$p" > $SYS/control
 done
@@ -40,7 +41,7 @@ kopt=$(grep -v '^#' $SYS/probes | grep -v optprobe_target | grep -c ' optimized 
 kall=$(grep -v '^#' $SYS/probes | grep -vc optprobe_target)
 say "=== summary: $opt of $all probes optimized; kernel text: $kopt of $kall"
 # The cost case probes the target itself: clear our probes there first.
-for name in target_body target_bti target_adrp; do echo "-:$name" > $SYS/control; done
+for name in target_body target_bti target_adrp target_blr; do echo "-:$name" > $SYS/control; done
 say "=== cost of one hit (QEMU TCG: ratios are meaningful, absolute ns are not)"
 insmod /modules/optprobe_ktest.ko case=cost calls=${DEMO_CALLS:-100000} && rmmod optprobe_ktest
 dmesg | grep "optprobe_ktest: cost" | sed 's/^\[[^]]*\] //'

@@ -6,11 +6,13 @@ load_all
 ctl "p:args optprobe_target_args+4" || fail "add args"
 ctl "p:entry optprobe_target_args" || fail "add entry"
 ctl "p:adrp optprobe_target_adrp+4" || fail "add adrp"
+ctl "p:blr optprobe_target_blr_insn" || fail "add blr"
 cat $SYS/probes
 [ "$(state args)" = optimized ] || fail "args: $(state args) ($(reason args))"
 [ "$(state entry)" = kprobe ] || fail "entry (bti) optimized"
 [ "$(reason entry)" = "BTI landing pad" ] || fail "entry reason '$(reason entry)'"
-[ "$(reason adrp)" = "PC-relative instruction (ADRP)" ] || fail "adrp reason '$(reason adrp)'"
+[ "$(state adrp)" = optimized ] || fail "adrp (relocated): $(state adrp) ($(reason adrp))"
+[ "$(reason blr)" = "indirect call (BLR)" ] || fail "blr reason '$(reason blr)'"
 # The probe sits on the global label optprobe_target_args_insn (= args+4).
 case "$(field args 2)" in optprobe_target_args_insn+0x0|optprobe_target_args+0x4) ;; *) fail "args symbol '$(field args 2)'";; esac
 call_target 25

@@ -2,8 +2,9 @@ use optprobe_host::insn;
 use optprobe_host::tramp::{self, FrameLink, Layout, Params};
 
 fn layout() -> Layout {
-    // Shape of asm/template.S: 57 instructions, then three literals.
-    Layout { size: 256, frame_link: 116, orig_insn: 220, ret: 224, probe: 232, pc: 240, callback: 248 }
+    // Shape of asm/template.S: 55 instructions, the relocation area, padding,
+    // then four literals.
+    Layout { size: 280, frame_link: 116, orig_insn: 220, reloc_lit: 248, probe: 256, pc: 264, callback: 272 }
 }
 
 fn params(tramp: u64, site: u64) -> Params {
@@ -19,19 +20,20 @@ fn params(tramp: u64, site: u64) -> Params {
 
 #[test]
 fn builds_an_image_that_branches_back() {
-    let template = [0xaau8; 256];
-    let mut image = [0u8; 256];
+    let template = [0xaau8; 280];
+    let mut image = [0u8; 280];
     let site = 0xffff_8000_8010_0000;
     let tr = site - (100 << 20);
     tramp::build(&layout(), &template, &mut image, &params(tr, site)).unwrap();
     let word = |image: &[u8], o: usize| u32::from_le_bytes(image[o..o + 4].try_into().unwrap());
     let lit = |o: usize| u64::from_ne_bytes(image[o..o + 8].try_into().unwrap());
+    assert_eq!(lit(248), 0, "no relocation literal for an out-of-line instruction");
     assert_eq!(word(&image, 220), 0x9100_0400);
     assert_eq!(insn::decode_b_target(tr + 224, word(&image, 224)), Some(site + 4));
     assert_eq!(word(&image, 116), insn::MOV_X9_X29);
-    assert_eq!(lit(232), 0x1122_3344_5566_7788);
-    assert_eq!(lit(240), site);
-    assert_eq!(lit(248), 0xffff_0000_dead_beef);
+    assert_eq!(lit(256), 0x1122_3344_5566_7788);
+    assert_eq!(lit(264), site);
+    assert_eq!(lit(272), 0xffff_0000_dead_beef);
     assert_eq!(image[0], 0xaa);
     // Entry probes keep the template's frame link.
     let mut p = params(tr, site);
@@ -41,17 +43,22 @@ fn builds_an_image_that_branches_back() {
 }
 
 #[test]
-fn refuses_out_of_range_and_pc_relative() {
-    let template = [0u8; 256];
-    let mut image = [0u8; 256];
+fn refuses_out_of_range_and_rejected() {
+    let template = [0u8; 280];
+    let mut image = [0u8; 280];
     let site = 0xffff_8000_8010_0000;
     assert_eq!(
         tramp::build(&layout(), &template, &mut image, &params(site - (200 << 20), site)),
         Err(insn::ERANGE)
     );
     let mut p = params(site - 4096, site);
-    p.orig_insn = 0x9000_0000; // adrp
+    p.orig_insn = 0xd400_0001; // svc #0
     assert_eq!(tramp::build(&layout(), &template, &mut image, &p), Err(insn::EINVAL));
+    // ADRP is relocated: Rd = literal, then back.
+    p.orig_insn = 0x9000_0000 | 5; // adrp x5, .
+    tramp::build(&layout(), &template, &mut image, &p).unwrap();
+    let lit = u64::from_ne_bytes(image[248..256].try_into().unwrap());
+    assert_eq!(lit, site & !0xfff);
 }
 
 #[test]
@@ -61,10 +68,10 @@ fn layout_checks_catch_misalignment() {
     l.probe = 236;
     assert!(l.check().is_err());
     let mut l = layout();
-    l.ret = 228;
+    l.reloc_lit = 240; // overlaps the relocation area
     assert!(l.check().is_err());
     let mut l = layout();
-    l.size = 264;
+    l.size = 328;
     assert!(l.check().is_err());
 }
 
@@ -78,7 +85,7 @@ fn window_keeps_every_slot_in_reach() {
     for base in [lo, hi - page] {
         for slot in [base, base + page - tramp::SLOT_SIZE as u64] {
             assert!(tramp::site_branch(site, slot).is_ok());
-            assert!(insn::encode_b(slot + 224, site + 4).is_ok());
+            assert!(insn::encode_b(slot + 244, site + 4).is_ok());
         }
     }
     // Clamping to a disjoint range leaves nothing.
