@@ -5,6 +5,8 @@
 #   make test            everything: bootstrap, host tests, kernel, module, QEMU (KASLR + nokaslr)
 #   make demo            boot QEMU, attach probes, show their state and cost
 #   make kernel          build (or reuse) the cached test kernel
+#   make coverage        classify every instruction of the test kernel's .text
+#   make test-exhaustive the classifier against the oracle on all 2^32 words
 #   make clean
 #
 # KDIR defaults to the cached test kernel; point it at your own build tree
@@ -19,7 +21,7 @@ LLVM ?= 1
 RUSTC ?= /usr/bin/rustc
 KMAKE = $(ENV) && $(MAKE) -C $(KDIR) M=$(REPO) ARCH=$(ARCH) LLVM=$(LLVM) RUSTC=$(RUSTC)
 
-.PHONY: all modules kernel bootstrap host-test test demo clean
+.PHONY: all modules kernel bootstrap host-test test test-exhaustive coverage demo clean
 
 all: modules
 
@@ -42,6 +44,14 @@ test:
 
 demo:
 	@bash scripts/demo
+
+test-exhaustive: bootstrap
+	@$(ENV) && cd tests/host && cargo test --release --test sweep -- --ignored --nocapture
+
+coverage: kernel
+	@mkdir -p build
+	@$(ENV) && llvm-objcopy -O binary --only-section=.text $(KDIR)/vmlinux build/vmlinux-text.bin
+	@$(ENV) && cd tests/host && cargo run --quiet --release --bin coverage -- $(REPO)/build/vmlinux-text.bin
 
 clean:
 	-$(KMAKE) clean 2>/dev/null
