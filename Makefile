@@ -4,6 +4,7 @@
 #   make                 build optprobe.ko (and the test modules) against KDIR
 #   make test            everything: bootstrap, host tests, kernel, module, QEMU (KASLR + nokaslr)
 #   make demo            boot QEMU, attach probes, show their state and cost
+#   make bench           one boot: per-hit cost vs kprobe and ftrace, scaling, registration, memory
 #   make kernel          build (or reuse) the cached test kernel
 #   make coverage        classify every instruction of the test kernel's .text
 #   make test-exhaustive the classifier against the oracle on all 2^32 words
@@ -21,7 +22,7 @@ LLVM ?= 1
 RUSTC ?= /usr/bin/rustc
 KMAKE = $(ENV) && $(MAKE) -C $(KDIR) M=$(REPO) ARCH=$(ARCH) LLVM=$(LLVM) RUSTC=$(RUSTC)
 
-.PHONY: all modules kernel bootstrap host-test test test-exhaustive coverage demo clean
+.PHONY: all modules kernel bootstrap host-test test test-exhaustive coverage demo bench clean
 
 all: modules
 
@@ -44,6 +45,9 @@ test:
 
 demo:
 	@bash scripts/demo
+
+bench:
+	@bash scripts/bench
 
 test-exhaustive: bootstrap
 	@$(ENV) && cd tests/host && cargo test --release --test sweep -- --ignored --nocapture

@@ -78,4 +78,16 @@ const char *optprobe_reason(struct optprobe *probe);
 /* Number of stop_machine() text-patch batches optprobe has issued so far. */
 unsigned long optprobe_stop_machine_count(void);
 
+/* Figures for benchmarks and leak checks. */
+struct optprobe_stats {
+	unsigned long probes;			/* registered, all interfaces */
+	unsigned long optimized;		/* of which optimized */
+	unsigned long trampoline_pages;		/* pages currently allocated */
+	unsigned long stop_machine_calls;	/* batches issued so far */
+	unsigned int slot_bytes;		/* trampoline slot size */
+	unsigned int template_bytes;		/* bytes of each slot in use */
+	unsigned int probe_bytes;		/* per-probe bookkeeping struct */
+};
+void optprobe_get_stats(struct optprobe_stats *stats);
+
 #endif /* _OPTPROBE_H */

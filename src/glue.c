@@ -149,3 +149,4 @@ EXPORT_SYMBOL_GPL(optprobe_unregister_batch);
 EXPORT_SYMBOL_GPL(optprobe_state);
 EXPORT_SYMBOL_GPL(optprobe_reason);
 EXPORT_SYMBOL_GPL(optprobe_stop_machine_count);
+EXPORT_SYMBOL_GPL(optprobe_get_stats);

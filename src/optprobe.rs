@@ -264,12 +264,25 @@ pub unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut bindin
         if !(*current).is_null() {
             (*probe).kp.nmissed += 1;
         } else {
-            let addr = (*probe).addr as *mut c_void;
-            let kp = bindings::optprobe_call_get_kprobe(s.get_kprobe, addr);
+            // register_kprobe() points kp.list at itself; only when another
+            // kprobe shares the address does the kernel move ours into an
+            // aggregate, whose pre-handler runs them all. Skip the hash
+            // lookup in the common, unshared case.
+            let own = ptr::addr_of_mut!((*probe).kp);
+            let list = ptr::addr_of_mut!((*own).list);
+            let kp = if ptr::read_volatile(ptr::addr_of!((*list).next)) == list {
+                own
+            } else {
+                bindings::optprobe_call_get_kprobe(s.get_kprobe, (*probe).addr as *mut c_void)
+            };
             let disabled = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
             if !kp.is_null() && (*kp).flags & disabled == 0 {
                 *current = kp;
-                let kcb = bindings::optprobe_this_cpu_ptr(s.kprobe_ctlblk).cast::<bindings::kprobe_ctlblk>();
+                // Both are per-CPU variables: same per-CPU offset.
+                let kcb = current
+                    .cast::<u8>()
+                    .wrapping_add(s.kprobe_ctlblk as usize - s.current_kprobe as usize)
+                    .cast::<bindings::kprobe_ctlblk>();
                 (*kcb).kprobe_status = KPROBE_HIT_ACTIVE;
                 if let Some(pre) = (*kp).pre_handler {
                     pre(kp, regs);
@@ -1114,6 +1127,48 @@ pub extern "C" fn optprobe_reason(probe: *mut Probe) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn optprobe_stop_machine_count() -> c_ulong {
     sys::STOP_MACHINE_CALLS.load(Ordering::Relaxed) as c_ulong
+}
+
+/// Mirror of `struct optprobe_stats` in include/optprobe.h.
+#[repr(C)]
+pub struct OptprobeStats {
+    probes: c_ulong,
+    optimized: c_ulong,
+    trampoline_pages: c_ulong,
+    stop_machine_calls: c_ulong,
+    slot_bytes: u32,
+    template_bytes: u32,
+    probe_bytes: u32,
+}
+
+/// C ABI: fill `stats`.
+///
+/// # Safety
+///
+/// `stats` points to a writable `struct optprobe_stats`.
+#[no_mangle]
+pub unsafe extern "C" fn optprobe_get_stats(stats: *mut OptprobeStats) {
+    let (layout, _) = template();
+    let (probes, optimized, pages) = match registry() {
+        Ok(reg) => {
+            let reg = reg.lock();
+            let optimized = reg.probes.as_slice().iter().filter(|p| p.state == State::Optimized).count();
+            (reg.probes.len(), optimized, reg.pages.len())
+        }
+        Err(_) => (0, 0, 0),
+    };
+    let value = OptprobeStats {
+        probes: probes as c_ulong,
+        optimized: optimized as c_ulong,
+        trampoline_pages: pages as c_ulong,
+        stop_machine_calls: sys::STOP_MACHINE_CALLS.load(Ordering::Relaxed) as c_ulong,
+        // CAST: small compile-time sizes.
+        slot_bytes: tramp::SLOT_SIZE as u32,
+        template_bytes: layout.size as u32,
+        probe_bytes: core::mem::size_of::<Probe>() as u32,
+    };
+    // SAFETY: per the C ABI contract.
+    unsafe { stats.write(value) };
 }
 
 // --- sysfs ---------------------------------------------------------------------
