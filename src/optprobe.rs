@@ -262,7 +262,8 @@ pub unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut bindin
         bindings::optprobe_preempt_disable();
         let current = bindings::optprobe_this_cpu_ptr(s.current_kprobe).cast::<*mut bindings::kprobe>();
         if !(*current).is_null() {
-            (*probe).kp.nmissed += 1;
+            // Wrapping: no overflow-check panic may sit on the hit path.
+            (*probe).kp.nmissed = (*probe).kp.nmissed.wrapping_add(1);
         } else {
             // register_kprobe() points kp.list at itself; only when another
             // kprobe shares the address does the kernel move ours into an
@@ -278,11 +279,10 @@ pub unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut bindin
             let disabled = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
             if !kp.is_null() && (*kp).flags & disabled == 0 {
                 *current = kp;
-                // Both are per-CPU variables: same per-CPU offset.
-                let kcb = current
-                    .cast::<u8>()
-                    .wrapping_add(s.kprobe_ctlblk as usize - s.current_kprobe as usize)
-                    .cast::<bindings::kprobe_ctlblk>();
+                // Both are per-CPU variables: same per-CPU offset. Their
+                // order is the linker's, so the difference may be negative.
+                let delta = (s.kprobe_ctlblk as usize).wrapping_sub(s.current_kprobe as usize);
+                let kcb = current.cast::<u8>().wrapping_add(delta).cast::<bindings::kprobe_ctlblk>();
                 (*kcb).kprobe_status = KPROBE_HIT_ACTIVE;
                 if let Some(pre) = (*kp).pre_handler {
                     pre(kp, regs);

@@ -289,7 +289,7 @@ impl PerCpuCounter {
         // by this CPU, and the caller keeps us on it.
         unsafe {
             let slot = bindings::optprobe_this_cpu_ptr(self.ptr).cast::<u64>();
-            slot.write_volatile(slot.read_volatile() + 1);
+            slot.write_volatile(slot.read_volatile().wrapping_add(1));
         }
     }
 
