@@ -8,6 +8,7 @@
 #   make kernel          build (or reuse) the cached test kernel
 #   make coverage        classify every instruction of the test kernel's .text
 #   make test-exhaustive the classifier against the oracle on all 2^32 words
+#   make test-debug      the whole suite on a second kernel with lockdep, KASAN, kmemleak
 #   make clean
 #
 # KDIR defaults to the cached test kernel; point it at your own build tree
@@ -22,7 +23,7 @@ LLVM ?= 1
 RUSTC ?= /usr/bin/rustc
 KMAKE = $(ENV) && $(MAKE) -C $(KDIR) M=$(REPO) ARCH=$(ARCH) LLVM=$(LLVM) RUSTC=$(RUSTC)
 
-.PHONY: all modules kernel bootstrap host-test test test-exhaustive coverage demo bench clean
+.PHONY: all modules kernel bootstrap host-test test test-exhaustive test-debug coverage demo bench modules-clean clean
 
 all: modules
 
@@ -49,6 +50,10 @@ demo:
 bench:
 	@bash scripts/bench
 
+test-debug:
+	@mkdir -p build
+	@OPTPROBE_EXTRA_CONFIG=$(REPO)/tests/config.debug OPTPROBE_TEST_TIMEOUT=3000 bash scripts/run-tests
+
 test-exhaustive: bootstrap
 	@$(ENV) && cd tests/host && cargo test --release --test sweep -- --ignored --nocapture
 
@@ -57,6 +62,9 @@ coverage: kernel
 	@$(ENV) && llvm-objcopy -O binary --only-section=.text $(KDIR)/vmlinux build/vmlinux-text.bin
 	@$(ENV) && cd tests/host && cargo run --quiet --release --bin coverage -- $(REPO)/build/vmlinux-text.bin
 
-clean:
+# Module objects only (run-tests uses it when KDIR changes).
+modules-clean:
 	-$(KMAKE) clean 2>/dev/null
+
+clean: modules-clean
 	rm -rf build tests/host/target

@@ -47,7 +47,7 @@ unsigned long optprobe_vmalloc_end(void) { return VMALLOC_END; }
 unsigned long optprobe_modules_vaddr(void) { return MODULES_VADDR; }
 unsigned long optprobe_modules_end(void) { return MODULES_END; }
 unsigned long optprobe_page_size(void) { return PAGE_SIZE; }
-bool optprobe_is_root(void) { return capable(CAP_SYS_ADMIN); }
+bool optprobe_has_syslog(void) { return has_capability_noaudit(current, CAP_SYSLOG); }
 u64 optprobe_ktime_ns(void) { return ktime_get_ns(); }
 void optprobe_cond_resched(void) { cond_resched(); }
 

@@ -39,7 +39,7 @@ int optprobe_call_lookup_size_offset(void *fn, unsigned long addr,
 bool optprobe_within_module(unsigned long addr, struct module *mod);
 unsigned long optprobe_page_size(void);
 const struct attribute_group *optprobe_attr_group(void);
-bool optprobe_is_root(void);
+bool optprobe_has_syslog(void);
 u64 optprobe_ktime_ns(void);
 void optprobe_cond_resched(void);
 

@@ -1262,50 +1262,79 @@ unsafe extern "C" fn optprobe_sysfs_control_store(buf: *const c_char, count: c_u
     }
 }
 
-/// Render the listing: one line per probe.
-fn render_listing() -> Result<KVec<u8>> {
+/// Bytes per listing record. Records are padded to this size so a line never
+/// moves: hit counts change while a reader walks the file page by page, and
+/// 16 records fill a page exactly, so page-sized reads never tear a line.
+const RECORD: usize = 256;
+
+/// Write `text` as one record: truncated to RECORD - 1 bytes, space padded,
+/// newline terminated.
+fn put_record(out: &mut [u8], text: &[u8]) {
+    let len = text.len().min(RECORD - 1);
+    out[..len].copy_from_slice(&text[..len]);
+    out[len..RECORD - 1].fill(b' ');
+    out[RECORD - 1] = b'\n';
+}
+
+/// Render records `first..first + count` of the listing (record 0 is the
+/// header) into `out`, which holds `count` records. Returns how many exist.
+fn render_records(first: usize, out: &mut [u8]) -> Result<usize> {
     let reg = registry()?.lock();
-    let mut out = KVec::with_capacity(64 + reg.probes.len() * 128, GFP_KERNEL)?;
-    let mut line = FixedStr::<512>::new();
-    let _ = write!(line, "# name symbol+offset address state hits missed reason\n");
-    out.extend_from_slice(line.as_bytes(), GFP_KERNEL)?;
+    let total = reg.probes.len() + 1;
+    let count = (out.len() / RECORD).min(total.saturating_sub(first));
+    let show = sys::show_kernel_addresses();
     let mut sym = [0u8; bindings::OPTPROBE_SYMBOL_BUF as usize];
-    for p in reg.probes.as_slice() {
-        let sym_len = sys::symbolize(p.addr, &mut sym);
-        let sym_str = core::str::from_utf8(&sym[..sym_len]).unwrap_or("?");
-        let (state, reason) = match p.state {
-            State::Optimized => ("optimized", "-"),
-            State::Kprobe => ("kprobe", p.reason.as_str()),
-        };
-        line = FixedStr::new();
-        let _ = write!(
-            line,
-            "{} {} 0x{:016x} {} {} {} {}\n",
-            p.name.as_str(),
-            sym_str,
-            p.addr,
-            state,
-            p.hits.sum(),
-            p.kp.nmissed,
-            reason
-        );
-        out.extend_from_slice(line.as_bytes(), GFP_KERNEL)?;
+    for i in 0..count {
+        let index = first + i;
+        let mut line = FixedStr::<512>::new();
+        if index == 0 {
+            let _ = write!(line, "# name symbol+offset address state hits missed reason");
+        } else {
+            let p = &reg.probes.as_slice()[index - 1];
+            let sym_len = sys::symbolize(p.addr, &mut sym).min(80);
+            let sym_str = core::str::from_utf8(&sym[..sym_len]).unwrap_or("?");
+            let (state, reason) = match p.state {
+                State::Optimized => ("optimized", "-"),
+                State::Kprobe => ("kprobe", p.reason.as_str()),
+            };
+            let _ = write!(
+                line,
+                "{} {} 0x{:016x} {} {} {} {}",
+                p.name.as_str(),
+                sym_str,
+                if show { p.addr } else { 0 },
+                state,
+                p.hits.sum(),
+                p.kp.nmissed,
+                reason
+            );
+        }
+        put_record(&mut out[i * RECORD..(i + 1) * RECORD], line.as_bytes());
     }
-    Ok(out)
+    Ok(count)
 }
 
 #[no_mangle]
 unsafe extern "C" fn optprobe_sysfs_probes_read(buf: *mut c_char, offset: i64, count: c_ulong) -> c_long {
-    let text = match render_listing() {
+    // CAST: sysfs offsets are non-negative; counts are at most a page.
+    let (offset, count) = (offset.max(0) as usize, count as usize);
+    let first = offset / RECORD;
+    let skip = offset % RECORD;
+    // Whole records covering [offset, offset + count).
+    let records = (skip + count).div_ceil(RECORD);
+    let mut text = match KVec::from_elem(0u8, records * RECORD, GFP_KERNEL) {
         Ok(t) => t,
+        Err(_) => return -12,
+    };
+    let made = match render_records(first, text.as_mut_slice()) {
+        Ok(n) => n,
         Err(e) => return e.to_errno() as c_long,
     };
-    // CAST: sysfs offsets are non-negative.
-    let start = (offset.max(0) as usize).min(text.len());
-    let end = (start + count as usize).min(text.len());
-    // SAFETY: sysfs gives `count` writable bytes at `buf`.
-    unsafe { ptr::copy_nonoverlapping(text.as_ptr().add(start), buf.cast::<u8>(), end - start) };
-    (end - start) as c_long
+    let end = (made * RECORD).min(skip + count);
+    let len = end.saturating_sub(skip);
+    // SAFETY: sysfs gives `count` writable bytes at `buf`; `len <= count`.
+    unsafe { ptr::copy_nonoverlapping(text.as_ptr().add(skip), buf.cast::<u8>(), len) };
+    len as c_long
 }
 
 // --- Module unload safety ---------------------------------------------------

@@ -21,6 +21,8 @@ pub(crate) struct Symbols {
     /// `DEFINE_PER_CPU(struct kprobe_ctlblk, kprobe_ctlblk)`.
     pub(crate) kprobe_ctlblk: *mut c_void,
     pub(crate) lookup_size_offset: *mut c_void,
+    /// `int kptr_restrict` (lib/vsprintf.c).
+    pub(crate) kptr_restrict: *const core::ffi::c_int,
 }
 
 /// Write-once holder for [`Symbols`].
@@ -94,6 +96,7 @@ pub(crate) fn resolve_symbols() -> Result {
         current_kprobe: lookup(k, c"current_kprobe")?,
         kprobe_ctlblk: lookup(k, c"kprobe_ctlblk")?,
         lookup_size_offset: lookup(k, c"kallsyms_lookup_size_offset")?,
+        kptr_restrict: lookup(k, c"kptr_restrict")?.cast(),
     };
     // SAFETY: `ready` is false and module init is single-threaded, so nobody
     // reads `value` yet.
@@ -218,6 +221,20 @@ pub(crate) fn symbolize(addr: usize, out: &mut [u8; bindings::OPTPROBE_SYMBOL_BU
     let len = len.max(0) as usize;
     // Drop the "/size" and " [module]" parts: keep "symbol+0xoff".
     out[..len].iter().position(|c| *c == b'/').unwrap_or(len)
+}
+
+/// May the reading task see kernel addresses? The same rule as `%pK`:
+/// `kptr_restrict` 0 shows them (the listing is root only anyway), 1 only to
+/// readers with CAP_SYSLOG, 2 to nobody.
+pub(crate) fn show_kernel_addresses() -> bool {
+    // SAFETY: `kptr_restrict` is the kernel's int, resolved at load; a racy
+    // read of a sysctl is what %pK does as well.
+    match unsafe { core::ptr::read_volatile(syms().kptr_restrict) } {
+        0 => true,
+        // SAFETY: plain capability check on `current`.
+        1 => unsafe { bindings::optprobe_has_syslog() },
+        _ => false,
+    }
 }
 
 /// Allocate one trampoline page, read-only and executable, inside `[lo, hi)`.

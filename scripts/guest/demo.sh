@@ -34,7 +34,7 @@ while [ $i -lt 20 ]; do
 done
 insmod /modules/optprobe_ktest.ko case=call calls=1000 && rmmod optprobe_ktest
 say "=== /sys/kernel/optprobe/probes"
-cat $SYS/probes
+sed 's/ *$//' $SYS/probes
 opt=$(grep -v '^#' $SYS/probes | grep -c ' optimized ')
 all=$(grep -vc '^#' $SYS/probes)
 kopt=$(grep -v '^#' $SYS/probes | grep -v optprobe_target | grep -c ' optimized ')

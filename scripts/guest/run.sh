@@ -8,6 +8,12 @@ diag() { while IFS= read -r line; do ktap "# $line"; done < "$1"; }
 
 scripts=$(ls $T/*.sh)
 cases=$(grep -v '^#' $T/ktest_cases)
+# optests=PATTERN on the kernel command line runs only matching tests.
+only=$(sed -n 's/.*optests=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$only" ]; then
+    scripts=$(for s in $scripts; do case "$s" in *$only*) echo "$s";; esac; done)
+    cases=$(for c in $cases; do case "ktest_$c" in *$only*) echo "$c";; esac; done)
+fi
 n=0
 for s in $scripts; do n=$((n + 1)); done
 for c in $cases; do n=$((n + 1)); done
@@ -16,6 +22,8 @@ ktap "KTAP version 1"
 ktap "1..$n"
 i=0 pass=0 fail=0 skip=0
 result() { # name rc
+    # A test may have lowered the console loglevel: results must be seen.
+    echo 7 > /proc/sys/kernel/printk
     i=$((i + 1))
     case "$2" in
         0) ktap "ok $i $1"; pass=$((pass + 1)) ;;
