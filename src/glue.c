@@ -37,6 +37,9 @@ void *optprobe_per_cpu_ptr(void *percpu_ptr, int cpu)
 {
 	return per_cpu_ptr((void __percpu *)percpu_ptr, cpu);
 }
+/* A macro (mutex_lock_nested) under lockdep: call it from C. */
+void optprobe_mutex_lock(struct mutex *lock) { mutex_lock(lock); }
+void optprobe_mutex_unlock(struct mutex *lock) { mutex_unlock(lock); }
 void optprobe_cpus_read_lock(void) { cpus_read_lock(); }
 void optprobe_cpus_read_unlock(void) { cpus_read_unlock(); }
 void *optprobe_alloc_percpu_u64(void) { return (void __force *)alloc_percpu(u64); }

@@ -122,7 +122,7 @@ impl TextLock {
         // the kernel's, resolved at load.
         unsafe {
             bindings::optprobe_cpus_read_lock();
-            bindings::mutex_lock(syms().text_mutex);
+            bindings::optprobe_mutex_lock(syms().text_mutex);
         }
         // INVARIANT: both locks were just taken.
         TextLock(())
@@ -178,7 +178,7 @@ impl Drop for TextLock {
     fn drop(&mut self) {
         // SAFETY: both locks are held (type invariant); released in reverse.
         unsafe {
-            bindings::mutex_unlock(syms().text_mutex);
+            bindings::optprobe_mutex_unlock(syms().text_mutex);
             bindings::optprobe_cpus_read_unlock();
         }
     }
