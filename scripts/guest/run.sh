@@ -31,17 +31,24 @@ result() { # name rc
         *) ktap "not ok $i $1"; fail=$((fail + 1)) ;;
     esac
 }
-for s in $scripts; do
-    name=$(basename "$s" .sh)
-    sh "$s" > /tmp/out 2>&1
+run_script() {
+    sh "$1" > /tmp/out 2>&1
     rc=$?
     diag /tmp/out
-    result "$name" $rc
+    result "$(basename "$1" .sh)" $rc
+}
+# Scripts, then the in-kernel cases, then the 99_* scripts (final checks
+# such as kmemleak that must see everything before them).
+for s in $scripts; do
+    case "$s" in */99_*) ;; *) run_script "$s" ;; esac
 done
 for c in $cases; do
     sh $T/lib/ktest.sh "$c" > /tmp/out 2>&1
     rc=$?
     diag /tmp/out
     result "ktest_$c" $rc
+done
+for s in $scripts; do
+    case "$s" in */99_*) run_script "$s" ;; esac
 done
 ktap "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"
