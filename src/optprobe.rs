@@ -565,7 +565,12 @@ fn unoptimize(reg: &mut Registry, batch: &mut [&mut Probe]) -> Result {
 impl Registry {
     /// Register and optimize `specs`. All or nothing.
     fn attach_batch(&mut self, specs: &[Spec]) -> Result<KVec<*mut Probe>> {
+        // Every allocation happens before the first kprobe is registered: once
+        // probes are live, no failure may drop them.
         let mut fresh: KVec<KBox<Probe>> = KVec::with_capacity(specs.len(), GFP_KERNEL)?;
+        let mut handles = KVec::with_capacity(specs.len(), GFP_KERNEL)?;
+        let mut refs: KVec<&mut Probe> = KVec::with_capacity(specs.len(), GFP_KERNEL)?;
+        self.probes.reserve(specs.len(), GFP_KERNEL)?;
         for spec in specs {
             let mut probe = KBox::new(
                 Probe {
@@ -616,20 +621,19 @@ impl Registry {
             // CAST: kernel address.
             probe.addr = probe.kp.addr as usize;
         }
-        let mut refs: KVec<&mut Probe> = KVec::with_capacity(fresh.len(), GFP_KERNEL)?;
         for probe in fresh.as_mut_slice() {
-            refs.push(&mut **probe, GFP_KERNEL)?;
+            // Capacity reserved above: cannot fail.
+            let _ = refs.push(&mut **probe, GFP_KERNEL);
         }
         // Optimization failures leave BRK kprobes with a reason; never an error.
         let _ = optimize(self, refs.as_mut_slice());
         drop(refs);
-        let mut handles = KVec::with_capacity(fresh.len(), GFP_KERNEL)?;
-        self.probes.reserve(fresh.len(), GFP_KERNEL)?;
         let count = fresh.len();
         for _ in 0..count {
             let mut probe = swap_remove(&mut fresh, 0);
-            handles.push(&mut *probe as *mut Probe, GFP_KERNEL)?;
-            self.probes.push(probe, GFP_KERNEL)?;
+            // Capacity reserved above: neither push can fail.
+            let _ = handles.push(&mut *probe as *mut Probe, GFP_KERNEL);
+            let _ = self.probes.push(probe, GFP_KERNEL);
         }
         Ok(handles)
     }
@@ -658,17 +662,20 @@ impl Registry {
 
     /// Detach the probes at `indices` (into `self.probes`) and free them.
     fn detach_indices(&mut self, mut indices: KVec<usize>) {
+        // Allocate first: a probe must never be dropped while registered, nor
+        // skipped while its owner believes it is gone.
+        let mut gone: KVec<KBox<Probe>> = KVec::new();
+        let mut refs: KVec<&mut Probe> = KVec::new();
+        if gone.reserve(indices.len(), GFP_KERNEL).is_err() || refs.reserve(indices.len(), GFP_KERNEL).is_err() {
+            pr_err!("out of memory: {} probe(s) stay attached\n", indices.len());
+            return;
+        }
         // Highest first, so swap_remove keeps the remaining indices valid.
         indices.as_mut_slice().sort_unstable_by(|a, b| b.cmp(a));
-        let mut gone: KVec<KBox<Probe>> = KVec::new();
         for &i in indices.as_slice() {
-            let probe = swap_remove(&mut self.probes, i);
-            if gone.push(probe, GFP_KERNEL).is_err() {
-                // Out of memory mid-way: cannot happen with the reserve below.
-                break;
-            }
+            // Capacity reserved above: cannot fail.
+            let _ = gone.push(swap_remove(&mut self.probes, i), GFP_KERNEL);
         }
-        let mut refs: KVec<&mut Probe> = KVec::new();
         for probe in gone.as_mut_slice() {
             let _ = refs.push(&mut **probe, GFP_KERNEL);
         }
@@ -687,9 +694,14 @@ impl Registry {
 
     fn detach_where(&mut self, mut pred: impl FnMut(&Probe) -> bool) -> usize {
         let mut indices = KVec::new();
+        if indices.reserve(self.probes.len(), GFP_KERNEL).is_err() {
+            pr_err!("out of memory: probes stay attached\n");
+            return 0;
+        }
         for (i, p) in self.probes.as_slice().iter().enumerate() {
-            if pred(p) && indices.push(i, GFP_KERNEL).is_err() {
-                break;
+            if pred(p) {
+                // Capacity reserved above: cannot fail.
+                let _ = indices.push(i, GFP_KERNEL);
             }
         }
         let n = indices.len();
@@ -750,9 +762,14 @@ fn detach(handles: &[*mut Probe]) {
     let Ok(reg) = registry() else { return };
     let mut reg = reg.lock();
     let mut indices = KVec::new();
+    if indices.reserve(handles.len(), GFP_KERNEL).is_err() {
+        pr_err!("out of memory: {} probe(s) stay attached\n", handles.len());
+        return;
+    }
     for &h in handles {
         match reg.find(h) {
             Some(i) => {
+                // Capacity reserved above: cannot fail.
                 let _ = indices.push(i, GFP_KERNEL);
             }
             None => pr_warn!("unregister of an unknown probe {:p} ignored\n", h),
