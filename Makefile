@@ -23,7 +23,7 @@ LLVM ?= 1
 RUSTC ?= /usr/bin/rustc
 KMAKE = $(ENV) && $(MAKE) -C $(KDIR) M=$(REPO) ARCH=$(ARCH) LLVM=$(LLVM) RUSTC=$(RUSTC)
 
-.PHONY: all modules kernel bootstrap host-test test test-exhaustive test-debug coverage demo bench modules-clean clean
+.PHONY: all modules kernel bootstrap test test-exhaustive test-debug coverage demo bench modules-clean clean
 
 all: modules
 
@@ -36,9 +36,6 @@ bootstrap:
 
 kernel: bootstrap
 	@bash scripts/build-kernel >/dev/null
-
-host-test:
-	@$(ENV) && cd tests/host && cargo test --release 2>&1 | tee $(REPO)/build/host-test.log | grep -E '^(test result|running|error|warning: unused)|FAILED|panicked' ; test $${PIPESTATUS[0]} -eq 0
 
 test:
 	@mkdir -p build

@@ -14,7 +14,6 @@
 #include <linux/preempt.h>
 #include <linux/vmalloc.h>
 #include <linux/cred.h>
-#include <linux/ktime.h>
 #include <linux/sched.h>
 #include <linux/cpu.h>
 #include <asm/memory.h>
@@ -45,14 +44,10 @@ void optprobe_cpus_read_unlock(void) { cpus_read_unlock(); }
 void *optprobe_alloc_percpu_u64(void) { return (void __force *)alloc_percpu(u64); }
 int optprobe_nr_cpu_ids(void) { return nr_cpu_ids; }
 int optprobe_cpu_possible(int cpu) { return cpu_possible(cpu); }
-unsigned long optprobe_vmalloc_start(void) { return VMALLOC_START; }
 unsigned long optprobe_vmalloc_end(void) { return VMALLOC_END; }
 unsigned long optprobe_modules_vaddr(void) { return MODULES_VADDR; }
-unsigned long optprobe_modules_end(void) { return MODULES_END; }
 unsigned long optprobe_page_size(void) { return PAGE_SIZE; }
 bool optprobe_has_syslog(void) { return has_capability_noaudit(current, CAP_SYSLOG); }
-u64 optprobe_ktime_ns(void) { return ktime_get_ns(); }
-void optprobe_cond_resched(void) { cond_resched(); }
 
 /*
  * Calls through addresses resolved with kallsyms_lookup_name. Each cast uses

@@ -26,10 +26,8 @@ void optprobe_cpus_read_unlock(void);
 void *optprobe_alloc_percpu_u64(void);
 int optprobe_nr_cpu_ids(void);
 int optprobe_cpu_possible(int cpu);
-unsigned long optprobe_vmalloc_start(void);
 unsigned long optprobe_vmalloc_end(void);
 unsigned long optprobe_modules_vaddr(void);
-unsigned long optprobe_modules_end(void);
 struct kprobe;
 struct module;
 unsigned long optprobe_call_kallsyms_lookup_name(void *fn, const char *name);
@@ -43,8 +41,6 @@ bool optprobe_within_module(unsigned long addr, struct module *mod);
 unsigned long optprobe_page_size(void);
 const struct attribute_group *optprobe_attr_group(void);
 bool optprobe_has_syslog(void);
-u64 optprobe_ktime_ns(void);
-void optprobe_cond_resched(void);
 
 /* Rust entry points used by glue.c (and blacklisted from kprobes there). */
 int optprobe_kp_pre_handler(struct kprobe *kp, struct pt_regs *regs);
