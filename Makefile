@@ -8,6 +8,7 @@
 #   make kernel          build (or reuse) the cached test kernel
 #   make coverage        classify every instruction of the test kernel's .text
 #   make test-exhaustive the classifier against the oracle on all 2^32 words
+#   make test-long       make test with the long sweeps: torture 60 s, boundary workload 120 s
 #   make test-debug      the whole suite on a second kernel with lockdep, KASAN, kmemleak
 #   make clean
 #
@@ -23,7 +24,7 @@ LLVM ?= 1
 RUSTC ?= /usr/bin/rustc
 KMAKE = $(ENV) && $(MAKE) -C $(KDIR) M=$(REPO) ARCH=$(ARCH) LLVM=$(LLVM) RUSTC=$(RUSTC)
 
-.PHONY: all modules kernel bootstrap test test-exhaustive test-debug coverage demo bench modules-clean clean
+.PHONY: all modules kernel bootstrap test test-long test-exhaustive test-debug coverage demo bench modules-clean clean
 
 all: modules
 
@@ -46,6 +47,10 @@ demo:
 
 bench:
 	@bash scripts/bench
+
+test-long:
+	@mkdir -p build
+	@OPTPROBE_SUITE=long OPTPROBE_TEST_TIMEOUT=1800 bash scripts/run-tests
 
 test-debug:
 	@mkdir -p build

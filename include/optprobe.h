@@ -53,6 +53,7 @@ struct optprobe_desc {
 enum optprobe_state {
 	OPTPROBE_STATE_KPROBE = 0,	/* BRK kprobe; see optprobe_reason() */
 	OPTPROBE_STATE_OPTIMIZED = 1,	/* direct branch to a trampoline */
+	OPTPROBE_STATE_DISABLED = 2,	/* registered, text restored, no hits */
 };
 
 /* Register one probe. 0 or -errno; nothing is left behind on error. */
@@ -68,6 +69,21 @@ int optprobe_register_batch(struct optprobe_desc *descs, unsigned int n);
 /* Unregister; the handler is not running and will not run when this returns. */
 void optprobe_unregister(struct optprobe *probe);
 void optprobe_unregister_batch(struct optprobe **probes, unsigned int n);
+
+/*
+ * Disable a probe: the branch (after an RCU-tasks grace period, with its
+ * trampoline) and the BRK are removed, so the probed text is the original
+ * again. Once it returns, a handler that was running has finished within one
+ * RCU grace period and none starts. Enable arms it again and re-optimizes it
+ * when still eligible. Both are idempotent; 0 or -errno (-EINVAL for an
+ * unknown pointer).
+ */
+int optprobe_disable(struct optprobe *probe);
+int optprobe_enable(struct optprobe *probe);
+
+/* Handler runs so far, and hits skipped as missed; 0 for an unknown pointer. */
+unsigned long optprobe_hits(struct optprobe *probe);
+unsigned long optprobe_missed(struct optprobe *probe);
 
 /* enum optprobe_state, or -EINVAL for an unknown pointer. */
 int optprobe_state(struct optprobe *probe);

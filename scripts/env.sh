@@ -5,6 +5,7 @@ export OPTPROBE_CACHE
 export PATH="/usr/lib/llvm-19/bin:$OPTPROBE_CACHE/bindgen/bin:$PATH"
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
 BUSYBOX="$OPTPROBE_CACHE/busybox-arm64"
+GUEST_BASH="$OPTPROBE_CACHE/guest-bash"
 BINDGEN="$OPTPROBE_CACHE/bindgen/bin/bindgen"
 # The source directory is keyed by the Debian package version, so an update unpacks anew.
 ksrc_ver=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null | tr '~:' '__' || echo none)

@@ -5,7 +5,11 @@
 //! p[:NAME] SYMBOL[+OFFS]     add a probe
 //! p[:NAME] 0xADDR            add a probe at an absolute address
 //! -:NAME                     remove a probe
+//! # comment                  ignored, as are blank lines
 //! ```
+//!
+//! One write may carry many lines, like kprobe_events; they must all add or
+//! all remove probes, and the write is applied all or nothing.
 //!
 //! Kernel-free and `no_std`; the host crate tests it directly.
 
@@ -54,8 +58,8 @@ pub enum ParseError {
     Empty,
     /// Longer than [`MAX_LINE`].
     TooLong,
-    /// More than one line in one write.
-    MultipleLines,
+    /// Additions and removals in one write.
+    MixedCommands,
     /// Neither `p` nor `-:`.
     UnknownCommand,
     /// Name not of `[A-Za-z_][A-Za-z0-9_]{0,31}`.
@@ -88,7 +92,7 @@ impl ParseError {
         match self {
             ParseError::Empty => "empty command",
             ParseError::TooLong => "command longer than 256 bytes",
-            ParseError::MultipleLines => "one command per write",
+            ParseError::MixedCommands => "one write may add or remove probes, not both",
             ParseError::UnknownCommand => "command must start with 'p' or '-:'",
             ParseError::BadName => "name must be 1-32 characters of [A-Za-z0-9_], not starting with a digit",
             ParseError::MissingTarget => "missing SYMBOL[+OFFS] or 0xADDR",
@@ -150,14 +154,14 @@ fn parse_target(s: &str) -> Result<Target<'_>, ParseError> {
     Ok(Target::Symbol { symbol, offset })
 }
 
-/// Parse one write to the control file. A single trailing newline is allowed.
+/// Parse one command line (no newline inside; one trailing newline allowed).
 pub fn parse(input: &[u8]) -> Result<Command<'_>, ParseError> {
     let input = input.strip_suffix(b"\n").unwrap_or(input);
     if input.len() > MAX_LINE {
         return Err(ParseError::TooLong);
     }
     if input.contains(&b'\n') {
-        return Err(ParseError::MultipleLines);
+        return Err(ParseError::UnknownCommand);
     }
     let line = core::str::from_utf8(input).map_err(|_| ParseError::UnknownCommand)?;
     let line = line.trim_matches(|c: char| c == ' ' || c == '\t');
@@ -190,6 +194,57 @@ pub fn parse(input: &[u8]) -> Result<Command<'_>, ParseError> {
         return Err(ParseError::TrailingGarbage);
     }
     Ok(Command::Add { name, target })
+}
+
+/// What a whole write does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteKind {
+    /// Every command adds a probe.
+    Add,
+    /// Every command removes a probe.
+    Remove,
+}
+
+/// A line that carries no command: blank, or a `#` comment.
+fn is_blank(line: &[u8]) -> bool {
+    let mut rest = line.iter().skip_while(|c| **c == b' ' || **c == b'\t');
+    matches!(rest.next(), None | Some(b'#'))
+}
+
+/// The command lines of one write, in order (blank and comment lines skipped).
+pub fn command_lines(input: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let input = input.strip_suffix(b"\n").unwrap_or(input);
+    input.split(|c| *c == b'\n').filter(|l| !is_blank(l))
+}
+
+/// Check a whole write before anything is applied: every line parses, there
+/// is at least one command, and all are of one kind. Returns the kind and the
+/// number of commands, or the 1-based line number of the first bad line.
+pub fn check_write(input: &[u8]) -> Result<(WriteKind, usize), (usize, ParseError)> {
+    let input = input.strip_suffix(b"\n").unwrap_or(input);
+    let mut kind = None;
+    let mut count = 0;
+    for (i, line) in input.split(|c| *c == b'\n').enumerate() {
+        if line.len() > MAX_LINE {
+            return Err((i + 1, ParseError::TooLong));
+        }
+        if is_blank(line) {
+            continue;
+        }
+        let this = match parse(line).map_err(|e| (i + 1, e))? {
+            Command::Add { .. } => WriteKind::Add,
+            Command::Remove { .. } => WriteKind::Remove,
+        };
+        if kind.is_some_and(|k| k != this) {
+            return Err((i + 1, ParseError::MixedCommands));
+        }
+        kind = Some(this);
+        count += 1;
+    }
+    match kind {
+        Some(k) => Ok((k, count)),
+        None => Err((1, ParseError::Empty)),
+    }
 }
 
 /// Split the `probes=` module parameter into commands (separated by `;`).

@@ -110,6 +110,11 @@ static ssize_t control_store(struct kobject *kobj, struct kobj_attribute *attr,
 	return optprobe_sysfs_control_store(buf, count);
 }
 
+static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr, char *buf)
+{
+	return optprobe_sysfs_stats_show(buf, PAGE_SIZE);
+}
+
 /* A bin attribute: the listing can exceed sysfs's one-page limit. */
 static ssize_t probes_read(struct file *file, struct kobject *kobj,
 			   struct bin_attribute *attr, char *buf, loff_t off,
@@ -120,12 +125,14 @@ static ssize_t probes_read(struct file *file, struct kobject *kobj,
 
 /* Root only: writing attaches code to the kernel; the listing has addresses. */
 static struct kobj_attribute control_attr = __ATTR(control, 0200, NULL, control_store);
+static struct kobj_attribute stats_attr = __ATTR(stats, 0400, stats_show, NULL);
 static struct bin_attribute probes_attr = {
 	.attr = { .name = "probes", .mode = 0400 },
 	.read = probes_read,
 };
 static struct attribute *optprobe_attrs[] = {
 	&control_attr.attr,
+	&stats_attr.attr,
 	NULL,
 };
 static struct bin_attribute *optprobe_bin_attrs[] = {
@@ -148,3 +155,7 @@ EXPORT_SYMBOL_GPL(optprobe_state);
 EXPORT_SYMBOL_GPL(optprobe_reason);
 EXPORT_SYMBOL_GPL(optprobe_stop_machine_count);
 EXPORT_SYMBOL_GPL(optprobe_get_stats);
+EXPORT_SYMBOL_GPL(optprobe_enable);
+EXPORT_SYMBOL_GPL(optprobe_disable);
+EXPORT_SYMBOL_GPL(optprobe_hits);
+EXPORT_SYMBOL_GPL(optprobe_missed);

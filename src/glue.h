@@ -48,6 +48,7 @@ void optprobe_rust_dispatch(void *data, struct pt_regs *regs);
 void optprobe_callback(void *probe, struct pt_regs *regs);
 long optprobe_sysfs_control_store(const char *buf, unsigned long count);
 long optprobe_sysfs_probes_read(char *buf, long long offset, unsigned long count);
+long optprobe_sysfs_stats_show(char *buf, unsigned long size);
 
 extern char optprobe_probes_param[];
 extern bool optprobe_selftest_param;

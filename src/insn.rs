@@ -343,6 +343,19 @@ pub fn pcrel_target(kind: PcRel, word: u32, pc: u64) -> u64 {
     }
 }
 
+/// The address a relocated copy of `word` (at `pc`) must branch to directly,
+/// for the PC-relative branches; `None` for everything else (other relocated
+/// forms reach any distance through a literal). The trampoline has to be
+/// placed within `B` range of it as well as of the probe site.
+pub fn direct_branch_target(word: u32, pc: u64) -> Option<u64> {
+    match classify(word) {
+        Class::PcRelative(kind @ (PcRel::B | PcRel::Bl | PcRel::BCond | PcRel::Cbz | PcRel::Tbz)) => {
+            Some(pcrel_target(kind, word, pc))
+        }
+        _ => None,
+    }
+}
+
 /// Code that does, when placed at `at`, what the original did at its own
 /// address; its optional literal goes at `lit` (8-byte aligned, near `at`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

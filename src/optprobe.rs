@@ -176,6 +176,8 @@ pub(crate) struct Spec {
 /// - `state == Optimized` iff the text at `addr` is `b slot`, where `slot` is a
 ///   trampoline built for this probe; otherwise `slot == 0` or the slot is not
 ///   reachable from any live branch.
+/// - `disabled` implies `state == Kprobe`, `slot == 0` and `kp` disabled (the
+///   original instruction is back in place unless another kprobe shares it).
 #[repr(C)]
 pub struct Probe {
     kp: bindings::kprobe,
@@ -189,6 +191,7 @@ pub struct Probe {
     state: State,
     reason: FixedStr<64>,
     slot: usize,
+    disabled: bool,
     from_sysfs: bool,
 }
 
@@ -330,10 +333,19 @@ fn swap_remove<T>(v: &mut KVec<T>, i: usize) -> T {
 impl Registry {
     /// A free slot reachable from `site` and reaching back, or a new page in
     /// the branch window around `site`.
-    fn alloc_slot(&mut self, site: usize, layout: &tramp::Layout) -> Option<usize> {
+    /// `target`: the direct branch target of the relocated instruction, which
+    /// every branch in the relocation area must reach too.
+    fn alloc_slot(&mut self, site: usize, target: Option<u64>, layout: &tramp::Layout) -> Option<usize> {
+        let reloc_first = layout.orig_insn as u64;
+        let reloc_last = reloc_first + 4 * (insn::MAX_RELOC as u64 - 1);
         let fits = |slot: usize| {
-            tramp::site_branch(site as u64, slot as u64).is_ok()
-                && insn::encode_b((slot + layout.orig_insn) as u64, site as u64 + 4).is_ok()
+            let slot = slot as u64;
+            tramp::site_branch(site as u64, slot).is_ok()
+                && insn::encode_b(slot + reloc_first, site as u64 + 4).is_ok()
+                && insn::encode_b(slot + reloc_last, site as u64 + 4).is_ok()
+                && target.is_none_or(|t| {
+                    insn::encode_b(slot + reloc_first, t).is_ok() && insn::encode_b(slot + reloc_last, t).is_ok()
+                })
         };
         let per_page = slots_per_page();
         for page in self.pages.as_mut_slice() {
@@ -347,7 +359,7 @@ impl Registry {
         }
         let (limit_lo, limit_hi) = sys::tramp_limits();
         let page_size = sys::page_size();
-        let (lo, hi) = tramp::window(site as u64, page_size as u64, limit_lo as u64, limit_hi as u64)?;
+        let (lo, hi) = tramp::window_for(site as u64, target, page_size as u64, limit_lo as u64, limit_hi as u64)?;
         // CAST: kernel addresses.
         let base = sys::alloc_tramp_page(lo as usize, hi as usize)?;
         if !fits(base) || !fits(base + page_size - tramp::SLOT_SIZE) {
@@ -386,6 +398,55 @@ impl Registry {
 
     fn find(&self, probe: *const Probe) -> Option<usize> {
         self.probes.as_slice().iter().position(|p| ptr::eq(&**p, probe))
+    }
+
+    /// Enable or disable probe `index`. Disabling removes the branch (waiting
+    /// out RCU-tasks and freeing the trampoline) and then the BRK, so the
+    /// original instruction is back; enabling arms the BRK and optimizes
+    /// again, re-checking eligibility. Idempotent.
+    fn set_enabled(&mut self, index: usize, enable: bool) -> Result {
+        if self.probes.as_slice()[index].disabled != enable {
+            return Ok(());
+        }
+        // Take the probe out while the pool is changed, so no borrow of it
+        // overlaps the registry's; then put it back at the same index.
+        let mut probe = swap_remove(&mut self.probes, index);
+        let result = if enable { self.enable_one(&mut probe) } else { self.disable_one(&mut probe) };
+        // Capacity is unchanged since swap_remove: cannot fail.
+        let _ = self.probes.push(probe, GFP_KERNEL);
+        let last = self.probes.len() - 1;
+        self.probes.as_mut_slice().swap(index, last);
+        result
+    }
+
+    fn disable_one(&mut self, probe: &mut Probe) -> Result {
+        unoptimize(self, &mut [&mut *probe])?;
+        // SAFETY: registered kprobe (type invariant).
+        let ret = unsafe { bindings::disable_kprobe(&mut probe.kp) };
+        if ret < 0 {
+            pr_warn!("disable: kprobe at {:#x} refused ({})\n", probe.addr, ret);
+            // Still a working BRK probe; optimize it again if it can be.
+            let _ = optimize(self, &mut [&mut *probe]);
+            return Err(Error::from_errno(ret));
+        }
+        // INVARIANT: branch and trampoline gone, kprobe disabled.
+        probe.disabled = true;
+        probe.set_reason(format_args!("disabled"));
+        Ok(())
+    }
+
+    fn enable_one(&mut self, probe: &mut Probe) -> Result {
+        // SAFETY: registered kprobe (type invariant).
+        let ret = unsafe { bindings::enable_kprobe(&mut probe.kp) };
+        if ret < 0 {
+            pr_warn!("enable: kprobe at {:#x} refused ({})\n", probe.addr, ret);
+            return Err(Error::from_errno(ret));
+        }
+        probe.disabled = false;
+        probe.set_reason(format_args!("unoptimized"));
+        // Optimization failures leave a BRK kprobe with a reason.
+        let _ = optimize(self, &mut [&mut *probe]);
+        Ok(())
     }
 }
 
@@ -432,7 +493,7 @@ fn prepare(reg: &mut Registry, lock: &sys::TextLock, probe: &mut Probe) -> Optio
         return None;
     }
     let (layout, template) = template();
-    let Some(slot) = reg.alloc_slot(site, &layout) else {
+    let Some(slot) = reg.alloc_slot(site, insn::direct_branch_target(orig_insn, site as u64), &layout) else {
         probe.set_reason(format_args!("no trampoline memory in branch range"));
         return None;
     };
@@ -531,10 +592,10 @@ fn unoptimize(reg: &mut Registry, batch: &mut [&mut Probe]) -> Result {
         addrs.push(probe.addr as *mut c_void, GFP_KERNEL)?;
         insns.push(insn::BRK_KPROBES, GFP_KERNEL)?;
     }
-    if addrs.is_empty() {
+    if addrs.is_empty() && batch.iter().all(|p| p.slot == 0) {
         return Ok(());
     }
-    {
+    if !addrs.is_empty() {
         let lock = sys::TextLock::new();
         let mut done = 0;
         while done < addrs.len() {
@@ -585,6 +646,7 @@ impl Registry {
                     state: State::Kprobe,
                     reason: FixedStr::new(),
                     slot: 0,
+                    disabled: false,
                     from_sysfs: spec.from_sysfs,
                 },
                 GFP_KERNEL,
@@ -826,16 +888,14 @@ impl Registration {
             // SAFETY: `raw` comes from `KBox::into_raw` just above, same allocator.
             unsafe { KBox::<dyn ProbeHandler>::from_raw(raw) }
         });
-        Self::with_target(symbol, offset, 0, name, handler, false)
+        Self::with_handler(symbol, offset, name, handler)
     }
 
-    fn with_target(
+    fn with_handler(
         symbol: &[u8],
         offset: usize,
-        addr: usize,
         name: &[u8],
         handler: Option<KBox<dyn ProbeHandler>>,
-        from_sysfs: bool,
     ) -> Result<Self> {
         let mut handler = match handler {
             Some(h) => Some(KBox::new(h, GFP_KERNEL)?),
@@ -847,12 +907,12 @@ impl Registration {
         let spec = Spec {
             symbol: FixedStr::from_bytes(symbol),
             offset,
-            addr,
+            addr: 0,
             name: FixedStr::from_bytes(name),
             handler: handler.as_ref().map(|_| optprobe_rust_dispatch as RawHandler),
             post_handler: None,
             data,
-            from_sysfs,
+            from_sysfs: false,
         };
         let handles = attach(core::slice::from_ref(&spec))?;
         // INVARIANT: one live probe, owned from now on; the handler box is
@@ -865,6 +925,22 @@ impl Registration {
         // SAFETY: live probe (invariant); `state` changes only under the
         // registry mutex and is a plain byte.
         unsafe { (*self.probe).state == State::Optimized }
+    }
+
+    /// Disable the probe: its handler stops running and the text is restored.
+    pub fn disable(&self) -> Result {
+        set_enabled(self.probe, false)
+    }
+
+    /// Enable it again (optimized again when eligible).
+    pub fn enable(&self) -> Result {
+        set_enabled(self.probe, true)
+    }
+
+    /// Handler runs so far.
+    pub fn hits(&self) -> u64 {
+        // CAST: c_ulong is 64-bit on arm64.
+        optprobe_hits(self.probe) as u64
     }
 }
 
@@ -1121,9 +1197,10 @@ fn with_probe<R>(probe: *mut Probe, f: impl FnOnce(&Probe) -> R) -> Option<R> {
 /// C ABI: `enum optprobe_state` of a probe, or `-EINVAL` for an unknown one.
 #[no_mangle]
 pub extern "C" fn optprobe_state(probe: *mut Probe) -> c_int {
-    with_probe(probe, |p| match p.state {
-        State::Optimized => 1,
-        State::Kprobe => 0,
+    with_probe(probe, |p| match (p.disabled, p.state) {
+        (true, _) => 2,
+        (false, State::Optimized) => 1,
+        (false, State::Kprobe) => 0,
     })
     .unwrap_or(-22)
 }
@@ -1138,6 +1215,41 @@ pub extern "C" fn optprobe_reason(probe: *mut Probe) -> *const c_char {
         State::Kprobe => p.reason.as_ptr(),
     })
     .unwrap_or(ptr::null())
+}
+
+/// Enable or disable a probe by handle (`-EINVAL` for an unknown one).
+fn set_enabled(probe: *mut Probe, enable: bool) -> Result {
+    let mut reg = registry()?.lock();
+    let Some(i) = reg.find(probe) else {
+        pr_warn!("{} of an unknown probe {:p} refused\n", if enable { "enable" } else { "disable" }, probe);
+        return Err(code::EINVAL);
+    };
+    reg.set_enabled(i, enable)
+}
+
+/// C ABI: disable a probe; the probed text is restored. 0 or -errno.
+#[no_mangle]
+pub extern "C" fn optprobe_disable(probe: *mut Probe) -> c_int {
+    set_enabled(probe, false).err().map_or(0, |e| e.to_errno())
+}
+
+/// C ABI: enable a disabled probe (optimized again if it can be). 0 or -errno.
+#[no_mangle]
+pub extern "C" fn optprobe_enable(probe: *mut Probe) -> c_int {
+    set_enabled(probe, true).err().map_or(0, |e| e.to_errno())
+}
+
+/// C ABI: handler runs so far; 0 for an unknown probe.
+#[no_mangle]
+pub extern "C" fn optprobe_hits(probe: *mut Probe) -> c_ulong {
+    // CAST: counts fit in an unsigned long on arm64.
+    with_probe(probe, |p| p.hits.sum() as c_ulong).unwrap_or(0)
+}
+
+/// C ABI: hits skipped because another probe was active on the CPU.
+#[no_mangle]
+pub extern "C" fn optprobe_missed(probe: *mut Probe) -> c_ulong {
+    with_probe(probe, |p| p.kp.nmissed as c_ulong).unwrap_or(0)
 }
 
 /// C ABI: `stop_machine` text-patch batches issued so far.
@@ -1211,59 +1323,108 @@ fn probe_name(r: &Registration) -> &[u8] {
     unsafe { (*r.probe).name.as_bytes() }
 }
 
-/// Run one control command. Errors are logged with a one-line reason.
+/// The spec for one `Add` command; `line` is only for messages.
+fn add_spec(name: Option<&str>, target: control::Target<'_>, line: usize) -> Result<Spec> {
+    let mut spec = Spec {
+        symbol: FixedStr::new(),
+        offset: 0,
+        addr: 0,
+        name: FixedStr::new(),
+        handler: None,
+        post_handler: None,
+        data: ptr::null_mut(),
+        from_sysfs: true,
+    };
+    match target {
+        control::Target::Symbol { symbol, offset } => {
+            // CAST: kprobes takes 32-bit offsets and checks them against the symbol.
+            if offset > u32::MAX as u64 {
+                pr_warn!("control: line {}: offset too large\n", line);
+                return Err(code::EINVAL);
+            }
+            spec.symbol = FixedStr::from_bytes(symbol.as_bytes());
+            spec.offset = offset as usize;
+        }
+        // CAST: kernel addresses are 64-bit.
+        control::Target::Address(addr) => spec.addr = addr as usize,
+    }
+    match name {
+        Some(n) => spec.name = FixedStr::from_bytes(n.as_bytes()),
+        None => {
+            let _ = match target {
+                control::Target::Symbol { symbol, offset } => write!(spec.name, "p_{}_{}", symbol, offset),
+                control::Target::Address(addr) => write!(spec.name, "p_{:x}", addr),
+            };
+        }
+    }
+    Ok(spec)
+}
+
+/// Run one control write: one or more lines, all adds or all removes, applied
+/// all or nothing. Errors are logged with a one-line reason.
 fn control_command(input: &[u8]) -> Result {
-    let cmd = control::parse(input).map_err(|e| {
-        pr_warn!("control: {}\n", e.as_str());
+    let (kind, count) = control::check_write(input).map_err(|(line, e)| {
+        pr_warn!("control: line {}: {}\n", line, e.as_str());
         Error::from_errno(-e.errno())
     })?;
     let mut probes = sysfs_probes()?.lock();
-    match cmd {
-        control::Command::Remove { name } => {
-            let Some(i) = probes.list.as_slice().iter().position(|r| probe_name(r) == name.as_bytes()) else {
-                pr_warn!("control: no probe named '{}'\n", name);
-                return Err(code::ENOENT);
-            };
-            drop(swap_remove(&mut probes.list, i));
+    match kind {
+        control::WriteKind::Remove => {
+            let mut indices: KVec<usize> = KVec::with_capacity(count, GFP_KERNEL)?;
+            let mut going = KVec::with_capacity(count, GFP_KERNEL)?;
+            for (n, line) in control::command_lines(input).enumerate() {
+                let Ok(control::Command::Remove { name }) = control::parse(line) else {
+                    return Err(code::EINVAL);
+                };
+                let Some(i) = probes.list.as_slice().iter().position(|r| probe_name(r) == name.as_bytes()) else {
+                    pr_warn!("control: line {}: no probe named '{}'\n", n + 1, name);
+                    return Err(code::ENOENT);
+                };
+                if indices.as_slice().contains(&i) {
+                    pr_warn!("control: line {}: '{}' named twice\n", n + 1, name);
+                    return Err(code::EINVAL);
+                }
+                indices.push(i, GFP_KERNEL)?;
+            }
+            // Highest first, so swap_remove keeps the remaining indices valid.
+            indices.as_mut_slice().sort_unstable_by(|a, b| b.cmp(a));
+            for &i in indices.as_slice() {
+                // Capacity reserved above: cannot fail.
+                let _ = going.push(swap_remove(&mut probes.list, i), GFP_KERNEL);
+            }
+            // One text-patch batch and one RCU-tasks wait for all of them.
+            detach_registrations(going);
             Ok(())
         }
-        control::Command::Add { name, target } => {
-            let mut default_name = FixedStr::<{ control::MAX_NAME + 1 }>::new();
-            let name = match name {
-                Some(n) => n.as_bytes(),
-                None => {
-                    let _ = match target {
-                        control::Target::Symbol { symbol, offset } => {
-                            write!(default_name, "p_{}_{}", symbol, offset)
-                        }
-                        control::Target::Address(addr) => write!(default_name, "p_{:x}", addr),
-                    };
-                    default_name.as_bytes()
+        control::WriteKind::Add => {
+            let mut specs: KVec<Spec> = KVec::with_capacity(count, GFP_KERNEL)?;
+            for (n, line) in control::command_lines(input).enumerate() {
+                let Ok(control::Command::Add { name, target }) = control::parse(line) else {
+                    return Err(code::EINVAL);
+                };
+                let spec = add_spec(name, target, n + 1)?;
+                let taken = probes.list.as_slice().iter().any(|r| probe_name(r) == spec.name.as_bytes())
+                    || specs.as_slice().iter().any(|s| s.name.as_bytes() == spec.name.as_bytes());
+                if taken {
+                    pr_warn!("control: line {}: a probe named '{}' exists\n", n + 1, spec.name.as_str());
+                    return Err(code::EEXIST);
                 }
-            };
-            if probes.list.as_slice().iter().any(|r| probe_name(r) == name) {
-                pr_warn!("control: a probe named '{}' exists\n", core::str::from_utf8(name).unwrap_or("?"));
-                return Err(code::EEXIST);
+                specs.push(spec, GFP_KERNEL)?;
             }
-            if probes.list.len() >= MAX_SYSFS_PROBES {
+            if probes.list.len() + count > MAX_SYSFS_PROBES {
                 pr_warn!("control: at most {} probes\n", MAX_SYSFS_PROBES);
                 return Err(code::ENOSPC);
             }
-            probes.list.reserve(1, GFP_KERNEL)?;
-            let reg = match target {
-                control::Target::Symbol { symbol, offset } => {
-                    // CAST: parser bounds offsets to u64; kprobes checks them.
-                    if offset > u32::MAX as u64 {
-                        pr_warn!("control: offset too large\n");
-                        return Err(code::EINVAL);
-                    }
-                    Registration::with_target(symbol.as_bytes(), offset as usize, 0, name, None, true)?
-                }
-                control::Target::Address(addr) => {
-                    Registration::with_target(b"", 0, addr as usize, name, None, true)?
-                }
-            };
-            probes.list.push(reg, GFP_KERNEL)?;
+            // Reserve first: once attached, no failure may drop a probe.
+            probes.list.reserve(count, GFP_KERNEL)?;
+            let handles = attach(specs.as_slice())?;
+            for &probe in handles.as_slice() {
+                // INVARIANT: a live probe, owned by this registration from
+                // now on; sysfs probes have no handler box.
+                let reg = Registration { probe, handler: None };
+                // Capacity reserved above: cannot fail.
+                let _ = probes.list.push(reg, GFP_KERNEL);
+            }
             Ok(())
         }
     }
@@ -1277,6 +1438,31 @@ unsafe extern "C" fn optprobe_sysfs_control_store(buf: *const c_char, count: c_u
         Ok(()) => count as c_long,
         Err(e) => e.to_errno() as c_long,
     }
+}
+
+/// `stats`: one "key value" line per figure, for users and leak checks.
+#[no_mangle]
+unsafe extern "C" fn optprobe_sysfs_stats_show(buf: *mut c_char, size: c_ulong) -> c_long {
+    let mut text = FixedStr::<256>::new();
+    {
+        let Ok(reg) = registry() else { return -19 };
+        let reg = reg.lock();
+        let probes = reg.probes.as_slice();
+        let _ = write!(
+            text,
+            "probes {}\noptimized {}\ndisabled {}\ntrampoline_pages {}\nstop_machine_calls {}\n",
+            probes.len(),
+            probes.iter().filter(|p| p.state == State::Optimized).count(),
+            probes.iter().filter(|p| p.disabled).count(),
+            reg.pages.len(),
+            sys::STOP_MACHINE_CALLS.load(Ordering::Relaxed)
+        );
+    }
+    // CAST: sysfs gives a page.
+    let len = text.as_bytes().len().min(size as usize);
+    // SAFETY: sysfs gives `size` writable bytes at `buf`.
+    unsafe { ptr::copy_nonoverlapping(text.as_bytes().as_ptr(), buf.cast::<u8>(), len) };
+    len as c_long
 }
 
 /// Bytes per listing record. Records are padded to this size so a line never
@@ -1310,9 +1496,10 @@ fn render_records(first: usize, out: &mut [u8]) -> Result<usize> {
             let p = &reg.probes.as_slice()[index - 1];
             let sym_len = sys::symbolize(p.addr, &mut sym).min(80);
             let sym_str = core::str::from_utf8(&sym[..sym_len]).unwrap_or("?");
-            let (state, reason) = match p.state {
-                State::Optimized => ("optimized", "-"),
-                State::Kprobe => ("kprobe", p.reason.as_str()),
+            let (state, reason) = match (p.disabled, p.state) {
+                (true, _) => ("disabled", "-"),
+                (false, State::Optimized) => ("optimized", "-"),
+                (false, State::Kprobe) => ("kprobe", p.reason.as_str()),
             };
             let _ = write!(
                 line,
@@ -1379,6 +1566,9 @@ unsafe extern "C" fn optprobe_module_notify(
             // SAFETY: `module` is live for the notifier's duration.
             if unsafe { bindings::optprobe_within_module(addr as c_ulong, module) } {
                 let r = swap_remove(&mut probes.list, i);
+                // SAFETY: live probe (Registration invariant).
+                let (name, hits) = unsafe { ((*r.probe).name.as_str(), (*r.probe).hits.sum()) };
+                pr_info!("probe '{}' removed with its module ({} hits)\n", name, hits);
                 if let Err(r) = push_or_return(&mut going, r) {
                     drop(r);
                 }

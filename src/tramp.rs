@@ -150,3 +150,18 @@ pub fn window(site: u64, page: u64, limit_lo: u64, limit_hi: u64) -> Option<(u64
         None
     }
 }
+
+/// The window for a trampoline page that must reach both `site` and, when
+/// given, the direct branch target of its relocated instruction: the
+/// intersection of the two windows, or `None` when they do not overlap.
+pub fn window_for(site: u64, target: Option<u64>, page: u64, limit_lo: u64, limit_hi: u64) -> Option<(u64, u64)> {
+    let (lo, hi) = window(site, page, limit_lo, limit_hi)?;
+    let Some(target) = target else { return Some((lo, hi)) };
+    let (tlo, thi) = window(target, page, limit_lo, limit_hi)?;
+    let (lo, hi) = (lo.max(tlo), hi.min(thi));
+    if lo + page <= hi {
+        Some((lo, hi))
+    } else {
+        None
+    }
+}

@@ -34,4 +34,7 @@ extern const struct optprobe_reloc_case optprobe_reloc_cases[];
 extern const unsigned int optprobe_reloc_ncases;
 extern u64 optprobe_reloc_seen_lr;
 
+/* The module exit function, global so the unload test can probe it by name. */
+void optprobe_target_exit(void);
+
 #endif

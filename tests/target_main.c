@@ -5,7 +5,15 @@
  */
 #include <linux/module.h>
 #include <linux/compiler.h>
+#include <linux/delay.h>
+#include <linux/kthread.h>
 #include "target.h"
+
+/* spin=N: N kthreads call optprobe_target_work() nonstop until unload. */
+static unsigned int spin;
+module_param(spin, uint, 0);
+MODULE_PARM_DESC(spin, "kthreads calling optprobe_target_work until unload (0-8)");
+static struct task_struct *spinners[8];
 
 /* A C function for workloads: small, not inlined, with a real prologue. */
 noinline u64 optprobe_target_work(u64 x)
@@ -54,16 +62,54 @@ EXPORT_SYMBOL_GPL(optprobe_reloc_cases);
 EXPORT_SYMBOL_GPL(optprobe_reloc_ncases);
 EXPORT_SYMBOL_GPL(optprobe_reloc_seen_lr);
 
+static int spinner(void *data)
+{
+	u64 x = (unsigned long)data, n = 0;
+
+	while (!kthread_should_stop()) {
+		x = optprobe_target_work(x);
+		/* Sleep now and then so RCU-tasks (probe removal) can finish. */
+		if (!(++n & 63))
+			usleep_range(20, 50);
+	}
+	return x == 42;
+}
+
 static int __init target_init(void)
 {
+	unsigned int i;
+
+	for (i = 0; i < min_t(unsigned int, spin, ARRAY_SIZE(spinners)); i++) {
+		spinners[i] = kthread_run(spinner, (void *)(unsigned long)i, "optprobe_spin/%u", i);
+		if (IS_ERR(spinners[i])) {
+			int ret = PTR_ERR(spinners[i]);
+
+			while (i--)
+				kthread_stop(spinners[i]);
+			return ret;
+		}
+	}
 	return 0;
 }
 
-static void __exit target_exit(void)
+/*
+ * Probed by the unload test: it runs while the module is going away, and
+ * stops the spinners while they are hitting probes.
+ */
+noinline void __exit optprobe_target_exit(void)
 {
+	unsigned int i;
+	u64 x = 0;
+
+	for (i = 0; i < ARRAY_SIZE(spinners); i++) {
+		if (spinners[i])
+			kthread_stop(spinners[i]);
+		x = optprobe_target_work(x + i);
+	}
+	pr_info("optprobe_target: unloading (%llx)\n", x);
 }
 
 module_init(target_init);
-module_exit(target_exit);
+module_exit(optprobe_target_exit);
 MODULE_DESCRIPTION("optprobe test target functions");
 MODULE_LICENSE("GPL");

@@ -6,13 +6,20 @@ T=/tests/kselftest
 ktap() { echo "$*" > /dev/kmsg; }
 diag() { while IFS= read -r line; do ktap "# $line"; done < "$1"; }
 
+# optsuite=full|quick|long on the kernel command line: how much to run (see
+# lib/ktest.sh); the scripts read it as OPTSUITE.
+OPTSUITE=$(sed -n 's/.*optsuite=\([a-z]*\).*/\1/p' /proc/cmdline)
+export OPTSUITE=${OPTSUITE:-full}
 scripts=$(ls $T/*.sh)
 cases=$(grep -v '^#' $T/ktest_cases)
 # optests=PATTERN on the kernel command line runs only matching tests.
 only=$(sed -n 's/.*optests=\([^ ]*\).*/\1/p' /proc/cmdline)
+# optests=A,B runs those matching any of the comma-separated patterns.
 if [ -n "$only" ]; then
-    scripts=$(for s in $scripts; do case "$s" in *$only*) echo "$s";; esac; done)
-    cases=$(for c in $cases; do case "ktest_$c" in *$only*) echo "$c";; esac; done)
+    pats=$(echo "$only" | tr ',' ' ')
+    pick() { for x in $2; do for p in $pats; do case "$1$x" in *$p*) echo "$x"; break;; esac; done; done; }
+    scripts=$(pick "" "$scripts")
+    cases=$(pick ktest_ "$cases")
 fi
 n=0
 for s in $scripts; do n=$((n + 1)); done

@@ -19,6 +19,18 @@ call_target 25
 [ "$(hits args)" = 25 ] || fail "args hits $(hits args), want 25"
 [ "$(hits entry)" = 25 ] || fail "entry hits $(hits entry), want 25"
 
+# Multi-line writes: applied all or nothing, one text-patch batch.
+printf 'p:m1 optprobe_target_args+8\np:m2 optprobe_target_args+12\n' > $SYS/control || fail "multi-line add"
+[ "$(state m1)" = optimized ] && [ "$(state m2)" = optimized ] || fail "multi-line add: $(state m1) $(state m2)"
+printf -- '-:m1\n-:m2\n' > $SYS/control || fail "multi-line remove"
+[ -z "$(state m1)$(state m2)" ] || fail "multi-line remove left probes"
+
+if [ "$OPTSUITE" != quick ]; then
+    info "kernel-text offsets: covered by 25_insn_boundary in this suite"
+    for name in $(awk '!/^#/ { print $1 }' $SYS/probes); do ctl "-:$name" || fail "remove $name"; done
+    cleanup
+    exit 0
+fi
 # Kernel text: every 4-byte offset in the first 64 bytes of a few hot
 # functions. Some offsets are refused by kprobes (ftrace sites); the rest must
 # never fall back for lack of trampoline memory, KASLR or not.

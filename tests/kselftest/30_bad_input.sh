@@ -23,10 +23,17 @@ expect "No such file or directory" "-:nonexistent"
 expect "Argument list too long" "p:x $(printf '%0300d' 0)"
 expect "Invalid argument" "p:x 0x0"
 
+# Multi-line writes are all or nothing: a bad line anywhere, a name used
+# twice, additions mixed with removals, or a refused probe change nothing.
+expect "Invalid argument" "$(printf 'p:ok1 vfs_read+16\np:bad vfs_read+3')"
+expect "File exists" "$(printf 'p:dup vfs_read+16\np:dup vfs_read+20')"
+expect "Invalid argument" "$(printf 'p:ok1 vfs_read+16\n-:keep')"
+expect "No such file or directory" "$(printf 'p:ok1 vfs_read+16\np:ok2 no_such_symbol_optprobe')"
+expect "No such file or directory" "$(printf -- '-:keep\n-:nonexistent')"
 after=$(cat $SYS/probes)
 [ "$before" = "$after" ] || fail "listing changed by rejected writes"
 warns_after=$(dmesg | grep -c "optprobe: ")
-[ $((warns_after - warns_before)) -ge 12 ] || fail "only $((warns_after - warns_before)) warnings for 12 rejections"
-dmesg | grep "optprobe: " | tail -12
+[ $((warns_after - warns_before)) -ge 17 ] || fail "only $((warns_after - warns_before)) warnings for 17 rejections"
+dmesg | grep "optprobe: " | tail -17
 cleanup
 exit 0

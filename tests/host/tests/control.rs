@@ -1,4 +1,4 @@
-use optprobe_host::control::{parse, split_param, Command, ParseError, Target};
+use optprobe_host::control::{check_write, command_lines, parse, split_param, Command, ParseError, Target, WriteKind};
 
 #[test]
 fn accepts_the_documented_forms() {
@@ -51,7 +51,7 @@ fn rejects_bad_input_with_a_reason() {
         (b"p:foo vfs$read", ParseError::BadSymbol),
         (b"-:", ParseError::BadName),
         (b"-:foo bar", ParseError::TrailingGarbage),
-        (b"p:a x\np:b y", ParseError::MultipleLines),
+        (b"p:a x\np:b y", ParseError::UnknownCommand),
         (b"p:foo \xff\xfe", ParseError::UnknownCommand),
     ];
     for (input, err) in cases {
@@ -80,6 +80,11 @@ fn never_panics_on_random_bytes() {
             *b = if s % 5 == 0 { (s >> 8) as u8 } else { alphabet[(s as usize >> 3) % alphabet.len()] };
         }
         let _ = parse(&buf[..len]);
+        // A whole write is accepted only if every command line parses.
+        if let Ok((_, n)) = check_write(&buf[..len]) {
+            assert_eq!(command_lines(&buf[..len]).count(), n);
+            assert!(command_lines(&buf[..len]).all(|l| parse(l).is_ok()));
+        }
     }
 }
 
@@ -88,4 +93,23 @@ fn module_parameter_splits_on_semicolons() {
     let cmds: Vec<&[u8]> = split_param(b"p:a vfs_read; ;p:b kernel_clone+4;").collect();
     assert_eq!(cmds, vec![&b"p:a vfs_read"[..], &b"p:b kernel_clone+4"[..]]);
     assert_eq!(split_param(b"").count(), 0);
+}
+
+#[test]
+fn writes_of_many_lines() {
+    let add = b"p:a vfs_read+4\n# a comment\n\n  \np:b kernel_clone+8\n";
+    assert_eq!(check_write(add), Ok((WriteKind::Add, 2)));
+    let lines: Vec<&[u8]> = command_lines(add).collect();
+    assert_eq!(lines, vec![&b"p:a vfs_read+4"[..], &b"p:b kernel_clone+8"[..]]);
+    assert_eq!(check_write(b"-:a\n-:b"), Ok((WriteKind::Remove, 2)));
+    assert_eq!(check_write(b"p:a vfs_read\n"), Ok((WriteKind::Add, 1)));
+    // All or nothing: the first bad line is named, by number.
+    assert_eq!(check_write(b"p:a vfs_read\np:b vfs_read+2\n"), Err((2, ParseError::Misaligned)));
+    assert_eq!(check_write(b"p:a vfs_read\n-:b\n"), Err((2, ParseError::MixedCommands)));
+    assert_eq!(check_write(b"\n# only a comment\n"), Err((1, ParseError::Empty)));
+    assert_eq!(check_write(b""), Err((1, ParseError::Empty)));
+    let mut long = b"p:a vfs_read\n".to_vec();
+    long.extend_from_slice(&[b'a'; 300]);
+    assert_eq!(check_write(&long), Err((2, ParseError::TooLong)));
+    assert!(!ParseError::MixedCommands.as_str().is_empty());
 }

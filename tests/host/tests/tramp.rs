@@ -100,3 +100,37 @@ fn frame_link_follows_the_prologue() {
     assert_eq!(tramp::frame_link_for(&func, 3), FrameLink::Body);
     assert_eq!(tramp::frame_link_for(&[0x9100_0400; 4], 3), FrameLink::Entry);
 }
+
+#[test]
+fn window_for_a_branch_reaches_site_and_target() {
+    let page = 4096u64;
+    let site = 0xffff_8000_8800_0000u64;
+    // A BL from the site to 100 MiB above it: the trampoline must be within
+    // B range of both, so the window is the overlap of the two.
+    let bl = 0x9400_0000 | ((100 << 20) / 4);
+    let target = insn::direct_branch_target(bl, site).unwrap();
+    assert_eq!(target, site + (100 << 20));
+    let (lo, hi) = tramp::window_for(site, Some(target), page, 0, u64::MAX).unwrap();
+    let reach = insn::B_RANGE as u64;
+    assert!(lo >= target - reach && hi <= site + reach, "{lo:#x}..{hi:#x}");
+    for slot in [lo, hi - page] {
+        for end in [slot, slot + page - 4] {
+            assert!(insn::encode_b(end, target).is_ok());
+            assert!(insn::encode_b(end, site).is_ok() && insn::encode_b(site, end).is_ok());
+        }
+    }
+    // Without a branch target, the site's window alone.
+    assert_eq!(tramp::window_for(site, None, page, 0, u64::MAX), tramp::window(site, page, 0, u64::MAX));
+    // Literal-based relocations (ADRP, LDR literal) have no direct target.
+    assert_eq!(insn::direct_branch_target(0x9000_0000, site), None);
+    assert_eq!(insn::direct_branch_target(0x5800_0040, site), None);
+    // B.cond, CBZ, TBZ do.
+    assert_eq!(insn::direct_branch_target(0x5400_0040, site), Some(site + 8));
+    assert_eq!(insn::direct_branch_target(0xb400_0040, site), Some(site + 8));
+    assert_eq!(insn::direct_branch_target(0x3600_0040, site), Some(site + 8));
+    // 255 MiB apart, a sliver in the middle still reaches both; 257 MiB
+    // apart, nothing does.
+    let (lo, hi) = tramp::window_for(site, Some(site + (255 << 20)), page, 0, u64::MAX).unwrap();
+    assert!(insn::encode_b(lo, site).is_ok() && insn::encode_b(hi - 4, site + (255 << 20)).is_ok());
+    assert_eq!(tramp::window_for(site, Some(site + (257 << 20)), page, 0, u64::MAX), None);
+}

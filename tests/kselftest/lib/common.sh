@@ -36,3 +36,22 @@ call_target() {
     insmod $M/optprobe_ktest.ko case=call calls="$1" || fail "drive target"
     rmmod optprobe_ktest
 }
+
+# Size in bytes of kernel text symbol $1 (distance to the next symbol).
+func_size() {
+    set -- $(grep -A1 -E " [tT] $1\$" /proc/kallsyms | head -2 | cut -d' ' -f1)
+    [ $# = 2 ] && echo $(( 0x$2 - 0x$1 ))
+}
+
+# Probe every 4-byte offset of function $1 as PREFIX_OFFSET (one write each,
+# so offsets kprobes refuses are skipped). Prints "attached refused".
+probe_function() {
+    size=$(func_size "$1")
+    [ -n "$size" ] || { echo "0 0"; return; }
+    a=0 r=0 off=0
+    while [ $off -lt "$size" ] && [ $off -lt 1024 ]; do
+        if ctl "p:$2_$off $1+$off" > /dev/null; then a=$((a + 1)); else r=$((r + 1)); fi
+        off=$((off + 4))
+    done
+    echo "$a $r"
+}

@@ -1,0 +1,69 @@
+# The kernel's ftrace kprobe selftests (tools/testing/selftests/ftrace,
+# run by ftracetest under bash) with optprobe loaded and optimized probes
+# live on the functions those tests probe: kprobe_events probes then share
+# addresses with ours (kprobe_insn_boundary.tc probes every offset of
+# kernel_clone). The full suite runs the three that probe the most
+# (kprobe_insn_boundary, multiple_kprobes, kprobe_syntax_errors; ~50 s);
+# make test-long runs the whole kprobe group (~100 s).
+#
+# A result other than PASS or UNSUPPORTED fails this test, except these,
+# which this kernel cannot pass with or without optprobe:
+#   kretprobe_maxactive.tc  probes inet_csk_accept; the test kernel has no
+#                           networking (FAIL)
+#   kprobe_module.tc        needs the trace-printk sample module (UNRESOLVED)
+#   kprobe_eventname.tc     needs a GCC ".isra." clone; clang makes none
+#                           (UNRESOLVED)
+. /tests/kselftest/lib/common.sh
+[ "$OPTSUITE" = quick ] && skip "the ftrace selftests run in the full suite (KASLR boot)"
+[ -x /bin/bash ] && [ -x /tests/ftrace/ftracetest ] || skip "no bash or ftracetest in the initramfs"
+load_all
+for off in 12 16 20 24 28 32 36 40 44 48; do
+    ctl "p:clone_$off kernel_clone+$off" > /dev/null
+    ctl "p:read_$off vfs_read+$off" > /dev/null
+    ctl "p:open_$off do_sys_openat2+$off" > /dev/null
+done
+opt=$(awk '!/^#/ && $4 == "optimized"' $SYS/probes | wc -l)
+[ "$opt" -ge 10 ] || fail "only $opt optimized probes to run the selftests under"
+grep -q ' /sys/kernel/tracing ' /proc/mounts || mount -t tracefs nodev /sys/kernel/tracing
+cd /tests/ftrace || fail "no ftrace selftests"
+K=test.d/kprobe
+if [ "$OPTSUITE" = long ]; then
+    tests=$K/
+else
+    tests="$K/kprobe_insn_boundary.tc $K/multiple_kprobes.tc $K/kprobe_syntax_errors.tc"
+fi
+expected="kretprobe_maxactive.tc:FAIL kprobe_module.tc:UNRESOLVED kprobe_eventname.tc:UNRESOLVED"
+start=$(date +%s)
+# Each result line gets the seconds since the start, to see where time goes.
+bash ./ftracetest -l /tmp/ftrace_logs $tests 2>&1 |
+    while IFS= read -r line; do echo "$(( $(date +%s) - start ))s $line"; done > /tmp/ftrace.out
+rc=$?
+sed -i 's/^[0-9]*s \(# of\)/\1/' /tmp/ftrace.out
+grep -E "^[0-9]+s \[[0-9]+\]|^# of" /tmp/ftrace.out
+n() { sed -n "s/^# of $1: *\([0-9]*\).*/\1/p" /tmp/ftrace.out; }
+passed=$(n passed) failed=$(n failed) unresolved=$(n unresolved) untested=$(n untested)
+unsupported=$(n unsupported) xfailed=$(n xfailed)
+[ -n "$passed" ] || { tail -20 /tmp/ftrace.out; fail "ftracetest printed no summary (rc $rc)"; }
+# Every result that is not PASS or UNSUPPORTED must be an expected one.
+unexpected=0 known=0
+for tc in $K/*.tc; do
+    d=$(sed -n 's/^# description: //p' $tc)
+    r=$(grep -F "] $d	[" /tmp/ftrace.out | sed 's/.*\[\([A-Z]*\)\]$/\1/')
+    case "$r" in ""|PASS|UNSUPPORTED) continue ;; esac
+    case " $expected " in
+        *" $(basename $tc):$r "*) known=$((known + 1)); info "expected on this kernel: $(basename $tc) $r" ;;
+        *)  unexpected=$((unexpected + 1))
+            echo "--- unexpected: $tc $r; verbose re-run:"
+            bash ./ftracetest -v -l /tmp/ftrace_rerun $tc 2>&1 | tail -40 ;;
+    esac
+done
+hits=$(awk '!/^#/ { s += $5 } END { print s + 0 }' $SYS/probes)
+still=$(awk '!/^#/ && $4 == "optimized"' $SYS/probes | wc -l)
+info "ftrace kprobe selftests in $(( $(date +%s) - start )) s with $opt optprobes live: $passed passed, $failed failed, $unresolved unresolved, $untested untested, $unsupported unsupported, $xfailed xfailed; our probes: $hits hits, $still still optimized"
+[ $unexpected = 0 ] || fail "$unexpected ftrace kprobe selftests failed with optprobes attached"
+[ "$passed" -ge 3 ] || fail "only $passed ftrace kprobe selftests passed"
+[ "$still" = "$opt" ] || fail "$opt probes were optimized before, $still after"
+[ "$hits" -gt 0 ] || fail "no hits on our probes"
+cd /
+cleanup
+exit 0
