@@ -6,14 +6,21 @@ T=/tests/kselftest
 ktap() { echo "$*" > /dev/kmsg; }
 diag() { while IFS= read -r line; do ktap "# $line"; done < "$1"; }
 
-# optsuite=full|quick|long on the kernel command line: how much to run (see
-# lib/ktest.sh); the scripts read it as OPTSUITE.
-OPTSUITE=$(sed -n 's/.*optsuite=\([a-z]*\).*/\1/p' /proc/cmdline)
-export OPTSUITE=${OPTSUITE:-full}
+# optsuite= on the kernel command line says which boot this is; the tests
+# read it as OPTSUITE (see scripts/run-tests):
+#   main    KASLR, 2 CPUs: everything but the 4-CPU tests
+#   layout  nokaslr, 2 CPUs: the address-layout dependent tests again
+#   cpus4   KASLR, 4 CPUs: only the tests that need 4 CPUs busy
+# optlong=1 (make test-long) lengthens the long tests.
+OPTSUITE=$(sed -n 's/.*optsuite=\([a-z0-9]*\).*/\1/p' /proc/cmdline)
+export OPTSUITE=${OPTSUITE:-main}
+OPTLONG=$(sed -n 's/.*optlong=\([01]\).*/\1/p' /proc/cmdline)
+export OPTLONG=${OPTLONG:-0}
 scripts=$(ls $T/*.sh)
 cases=$(grep -v '^#' $T/ktest_cases)
 # optests=PATTERN on the kernel command line runs only matching tests.
 only=$(sed -n 's/.*optests=\([^ ]*\).*/\1/p' /proc/cmdline)
+[ -z "$only" ] && [ "$OPTSUITE" = cpus4 ] && only=25_insn_boundary,ktest_torture
 # optests=A,B runs those matching any of the comma-separated patterns.
 if [ -n "$only" ]; then
     pats=$(echo "$only" | tr ',' ' ')

@@ -25,12 +25,6 @@ printf 'p:m1 optprobe_target_args+8\np:m2 optprobe_target_args+12\n' > $SYS/cont
 printf -- '-:m1\n-:m2\n' > $SYS/control || fail "multi-line remove"
 [ -z "$(state m1)$(state m2)" ] || fail "multi-line remove left probes"
 
-if [ "$OPTSUITE" != quick ]; then
-    info "kernel-text offsets: covered by 25_insn_boundary in this suite"
-    for name in $(awk '!/^#/ { print $1 }' $SYS/probes); do ctl "-:$name" || fail "remove $name"; done
-    cleanup
-    exit 0
-fi
 # Kernel text: every 4-byte offset in the first 64 bytes of a few hot
 # functions. Some offsets are refused by kprobes (ftrace sites); the rest must
 # never fall back for lack of trampoline memory, KASLR or not.

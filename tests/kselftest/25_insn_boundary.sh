@@ -4,9 +4,9 @@
 # one write per function. Reports counts by state and reason. The kernel log
 # checker fails the boot on any Oops, BUG, WARNING or Call trace.
 . /tests/kselftest/lib/common.sh
-[ "$OPTSUITE" = quick ] && skip "the boundary sweep runs in the full suite (KASLR boot)"
-secs=${BOUNDARY_SECONDS:-30}
-[ "$OPTSUITE" = long ] && secs=120
+[ "$OPTSUITE" = cpus4 ] || skip "the boundary sweep runs in the 4-CPU boot"
+secs=30
+[ "$OPTLONG" = 1 ] && secs=120
 funcs="kernel_clone vfs_read do_sys_openat2 schedule"
 load_all
 stat() { awk -v k="$1" '$1 == k { print $2 }' $SYS/stats; }

@@ -3,7 +3,7 @@
 # functions it probes and calls, so its kprobes, kretprobes and stack-trace
 # checks share those functions (and at +0, the addresses) with our probes.
 . /tests/kselftest/lib/common.sh
-[ "$OPTSUITE" = quick ] && skip "the KUnit re-run is in the full suite (KASLR boot)"
+[ "$OPTSUITE" = main ] || skip "the KUnit re-run is in the main boot"
 K=/sys/kernel/debug/kunit/kprobes_test
 [ -e $K/run ] || skip "no $K/run (KUNIT_DEBUGFS off?)"
 load_all

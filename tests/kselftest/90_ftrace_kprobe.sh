@@ -2,9 +2,9 @@
 # run by ftracetest under bash) with optprobe loaded and optimized probes
 # live on the functions those tests probe: kprobe_events probes then share
 # addresses with ours (kprobe_insn_boundary.tc probes every offset of
-# kernel_clone). The full suite runs the three that probe the most
-# (kprobe_insn_boundary, multiple_kprobes, kprobe_syntax_errors; ~50 s);
-# make test-long runs the whole kprobe group (~100 s).
+# kernel_clone). make test runs the three that probe the most
+# (kprobe_insn_boundary, multiple_kprobes, kprobe_syntax_errors); make
+# test-long runs the whole kprobe group.
 #
 # A result other than PASS or UNSUPPORTED fails this test, except these,
 # which this kernel cannot pass with or without optprobe:
@@ -14,7 +14,7 @@
 #   kprobe_eventname.tc     needs a GCC ".isra." clone; clang makes none
 #                           (UNRESOLVED)
 . /tests/kselftest/lib/common.sh
-[ "$OPTSUITE" = quick ] && skip "the ftrace selftests run in the full suite (KASLR boot)"
+[ "$OPTSUITE" = main ] || skip "the ftrace selftests run in the main boot"
 [ -x /bin/bash ] && [ -x /tests/ftrace/ftracetest ] || skip "no bash or ftracetest in the initramfs"
 load_all
 for off in 12 16 20 24 28 32 36 40 44 48; do
@@ -27,7 +27,7 @@ opt=$(awk '!/^#/ && $4 == "optimized"' $SYS/probes | wc -l)
 grep -q ' /sys/kernel/tracing ' /proc/mounts || mount -t tracefs nodev /sys/kernel/tracing
 cd /tests/ftrace || fail "no ftrace selftests"
 K=test.d/kprobe
-if [ "$OPTSUITE" = long ]; then
+if [ "$OPTLONG" = 1 ]; then
     tests=$K/
 else
     tests="$K/kprobe_insn_boundary.tc $K/multiple_kprobes.tc $K/kprobe_syntax_errors.tc"

@@ -1,17 +1,15 @@
 # Run one in-kernel case of optprobe_ktest: load, run (init), unload.
-# The suite (OPTSUITE, from optsuite= on the kernel command line) sets the
-# size of the long cases: full (default), quick (the second boot of make
-# test: address-layout checks only) or long (make test-long).
+# The boot's suite (OPTSUITE, see scripts/guest/run.sh) picks the cases and
+# their sizes; OPTLONG=1 (make test-long) makes torture run 60 s.
 . /tests/kselftest/lib/common.sh
 case=$1
 shift
-case "$case:${OPTSUITE:-full}" in
-    torture:long) set -- seconds=60 "$@" ;;
-    torture:quick) skip "torture runs in the full suite (KASLR boot)" ;;
-    torture:*) set -- seconds=10 "$@" ;;
-    races:quick) set -- seconds=3 "$@" ;;
-    races:*) skip "in this suite, torture covers attach/detach under load" ;;
-    scale:quick) set -- scale_probes=300 "$@" ;;   # still two batches
+case "$case:$OPTSUITE" in
+    torture:cpus4) set -- seconds=$([ "$OPTLONG" = 1 ] && echo 60 || echo 10) "$@" ;;
+    torture:*) skip "torture runs in the 4-CPU boot" ;;
+    races:layout) set -- seconds=3 "$@" ;;
+    races:*) skip "races runs in the layout boot; torture covers it in the 4-CPU boot" ;;
+    scale:layout) set -- scale_probes=300 "$@" ;;   # still two batches
 esac
 load_all
 insmod $M/optprobe_ktest.ko case="$case" "$@"
