@@ -465,6 +465,7 @@ struct torture_entry {
 
 static struct torture_entry pool[TORTURE_POOL];
 static atomic_t torture_late, torture_mismatch;
+static atomic64_t torture_runs;		/* handler runs, all entries, all attaches */
 static atomic_long_t torture_ops[4];	/* attach, detach, disable, enable */
 
 static void count64_handler(void *data, struct pt_regs *regs)
@@ -477,6 +478,7 @@ static void torture_handler(void *data, struct pt_regs *regs)
 	struct torture_entry *e = data;
 
 	atomic64_inc(&e->runs);
+	atomic64_inc(&torture_runs);
 	if (READ_ONCE(e->quiet))
 		atomic_inc(&torture_late);
 }
@@ -590,7 +592,6 @@ static int case_torture(void)
 	struct optprobe_stats before, after;
 	int ret = 0, i, workers = 0, shufflers = 0, ncpus = num_online_cpus();
 	u64 calls = 0;
-	long pool_runs = 0;
 
 	if (!seed)
 		seed = get_random_u32() ?: 1;
@@ -599,6 +600,7 @@ static int case_torture(void)
 	optprobe_get_stats(&before);
 	atomic_set(&torture_late, 0);
 	atomic_set(&torture_mismatch, 0);
+	atomic64_set(&torture_runs, 0);
 	for (i = 0; i < 4; i++)
 		atomic_long_set(&torture_ops[i], 0);
 	for (i = 0; i < TORTURE_POOL; i++) {
@@ -652,7 +654,6 @@ out:
 			continue;
 		if (e->enabled && torture_quiesce(e) && !ret)
 			ret = -EIO;
-		pool_runs += atomic64_read(&e->runs);
 		optprobe_unregister(e->probe);
 		e->probe = NULL;
 	}
@@ -682,10 +683,10 @@ out:
 		ret = -EINVAL;
 	}
 	if (!ret)
-		pr_info("optprobe_ktest: torture: seed %u, %u s, %ld attach, %ld detach, %ld disable, %ld enable; %llu calls, steady hits %lld, pool hits at last detach %ld; trampoline pages %lu -> %lu, stop_machine batches %lu\n",
+		pr_info("optprobe_ktest: torture: seed %u, %u s, %ld attach, %ld detach, %ld disable, %ld enable; %llu calls, steady hits %lld, pool handler runs %lld; trampoline pages %lu -> %lu, stop_machine batches %lu\n",
 			seed, seconds, atomic_long_read(&torture_ops[0]), atomic_long_read(&torture_ops[1]),
 			atomic_long_read(&torture_ops[2]), atomic_long_read(&torture_ops[3]), calls,
-			atomic64_read(&steady_runs), pool_runs, before.trampoline_pages, after.trampoline_pages,
+			atomic64_read(&steady_runs), atomic64_read(&torture_runs), before.trampoline_pages, after.trampoline_pages,
 			after.stop_machine_calls - before.stop_machine_calls);
 	return ret;
 }
