@@ -175,7 +175,11 @@ pub(crate) struct Spec {
 /// - `kp` is registered from `attach_batch` until `detach_batch`.
 /// - `state == Optimized` iff the text at `addr` is `b slot`, where `slot` is a
 ///   trampoline built for this probe; otherwise `slot == 0` or the slot is not
-///   reachable from any live branch.
+///   reachable from any live branch. One outside writer may break the first
+///   half: the kprobes core, which on a global disarm/arm (debugfs
+///   `kprobes/enabled`) writes the original instruction and then its BRK over
+///   every kprobe. The slot then counts as reachable until the next
+///   `unoptimize`, which frees it only after RCU-tasks (see [`Branch`]).
 /// - `disabled` implies `state == Kprobe`, `slot == 0` and `kp` disabled (the
 ///   original instruction is back in place unless another kprobe shares it).
 #[repr(C)]
@@ -576,21 +580,49 @@ fn optimize(reg: &mut Registry, batch: &mut [&mut Probe]) -> Result {
     Ok(())
 }
 
+/// What is at an optimized probe's address now.
+enum Branch {
+    /// `b` to its trampoline.
+    Ours,
+    /// The kprobes core wrote its BRK or the original instruction there
+    /// (debugfs `kprobes/enabled`: disarm all, arm all); the branch is gone.
+    ReplacedByKprobes,
+    /// Anything else.
+    Unknown(u32),
+}
+
+fn branch_state(probe: &Probe) -> Branch {
+    // SAFETY: registered kprobe address.
+    let live = unsafe { sys::read_insn(probe.addr) };
+    if insn::decode_b_target(probe.addr as u64, live) == Some(probe.slot as u64) {
+        Branch::Ours
+    } else if live == insn::BRK_KPROBES || live == probe.kp.opcode {
+        Branch::ReplacedByKprobes
+    } else {
+        Branch::Unknown(live)
+    }
+}
+
 /// Undo `optimize` for the optimized probes in `batch`: `b` -> BRK in
 /// batches, wait for every task to leave the trampolines, free the slots.
 fn unoptimize(reg: &mut Registry, batch: &mut [&mut Probe]) -> Result {
     let mut addrs = KVec::with_capacity(batch.len(), GFP_KERNEL)?;
     let mut insns = KVec::with_capacity(batch.len(), GFP_KERNEL)?;
     for probe in batch.iter().filter(|p| p.state == State::Optimized) {
-        // Fail closed: the text must still be our branch to our trampoline.
-        // SAFETY: registered kprobe address.
-        let live = unsafe { sys::read_insn(probe.addr) };
-        if insn::decode_b_target(probe.addr as u64, live) != Some(probe.slot as u64) {
-            pr_err!("text at {:#x} is {:#010x}, not our branch\n", probe.addr, live);
-            return Err(code::EIO);
+        match branch_state(probe) {
+            Branch::Ours => {
+                addrs.push(probe.addr as *mut c_void, GFP_KERNEL)?;
+                insns.push(insn::BRK_KPROBES, GFP_KERNEL)?;
+            }
+            // The kprobes core rewrote the site itself: nothing to patch,
+            // but the trampoline still waits for RCU-tasks below.
+            Branch::ReplacedByKprobes => {}
+            // Fail closed: unknown text, never free the trampoline.
+            Branch::Unknown(live) => {
+                pr_err!("text at {:#x} is {:#010x}, not our branch\n", probe.addr, live);
+                return Err(code::EIO);
+            }
         }
-        addrs.push(probe.addr as *mut c_void, GFP_KERNEL)?;
-        insns.push(insn::BRK_KPROBES, GFP_KERNEL)?;
     }
     if addrs.is_empty() && batch.iter().all(|p| p.slot == 0) {
         return Ok(());
@@ -1498,7 +1530,12 @@ fn render_records(first: usize, out: &mut [u8]) -> Result<usize> {
             let sym_str = core::str::from_utf8(&sym[..sym_len]).unwrap_or("?");
             let (state, reason) = match (p.disabled, p.state) {
                 (true, _) => ("disabled", "-"),
-                (false, State::Optimized) => ("optimized", "-"),
+                (false, State::Optimized) => match branch_state(p) {
+                    Branch::Ours => ("optimized", "-"),
+                    // Hits still arrive, through the BRK (or none while
+                    // kprobes are globally disarmed); say so.
+                    _ => ("kprobe", "branch replaced by kprobes/enabled toggle"),
+                },
                 (false, State::Kprobe) => ("kprobe", p.reason.as_str()),
             };
             let _ = write!(

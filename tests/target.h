@@ -34,7 +34,10 @@ extern const struct optprobe_reloc_case optprobe_reloc_cases[];
 extern const unsigned int optprobe_reloc_ncases;
 extern u64 optprobe_reloc_seen_lr;
 
-/* The module exit function, global so the unload test can probe it by name. */
+/* The module exit function, global so the unload test can probe it by name,
+ * and the step it runs eight times while the module is going away. */
 void optprobe_target_exit(void);
+u64 optprobe_target_exit_step(u64 x);
+extern u32 optprobe_target_exit_step_insn[];
 
 #endif

@@ -101,3 +101,16 @@ SYM_FUNC_END(optprobe_target_many)
 	.data
 	.balign	8
 SYM_DATA(optprobe_target_caller_sp, .quad 0)
+
+/*
+ * u64 optprobe_target_exit_step(u64 x): x + 1. Called eight times by the
+ * module's exit function, so a probe at optprobe_target_exit_step_insn is hit
+ * while the module is being unloaded (in assembly: the same instruction at
+ * the same place whatever the kernel's instrumentation).
+ */
+	.text
+SYM_FUNC_START(optprobe_target_exit_step)
+SYM_INNER_LABEL(optprobe_target_exit_step_insn, SYM_L_GLOBAL)
+	add	x0, x0, #1
+	ret
+SYM_FUNC_END(optprobe_target_exit_step)

@@ -104,7 +104,7 @@ noinline void __exit optprobe_target_exit(void)
 	for (i = 0; i < ARRAY_SIZE(spinners); i++) {
 		if (spinners[i])
 			kthread_stop(spinners[i]);
-		x = optprobe_target_work(x + i);
+		x = optprobe_target_exit_step(x + i);
 	}
 	pr_info("optprobe_target: unloading (%llx)\n", x);
 }

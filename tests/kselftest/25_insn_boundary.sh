@@ -9,8 +9,7 @@ secs=30
 [ "$OPTLONG" = 1 ] && secs=120
 funcs="kernel_clone vfs_read do_sys_openat2 schedule"
 load_all
-stat() { awk -v k="$1" '$1 == k { print $2 }' $SYS/stats; }
-pages0=$(stat trampoline_pages)
+pages0=$(statval trampoline_pages)
 
 attached=0 refused=0
 for f in $funcs; do
@@ -28,6 +27,8 @@ info "attached $attached probes, $refused offsets refused by kprobes (ftrace sit
 [ $attached -ge 200 ] || fail "only $attached of 256 probes attached"
 info "by state and reason:"
 grep -v '^#' $SYS/probes | awk '{ r = $7; for (i = 8; i <= NF; i++) r = r " " $i; print $4 " (" r ")" }' | sort | uniq -c
+info "not optimized:"
+grep -v '^#' $SYS/probes | awk '$4 != "optimized" { r = $7; for (i = 8; i <= NF; i++) r = r " " $i; print "  " $2 ": " r }'
 grep -v '^#' $SYS/probes | grep -q "no trampoline memory" && fail "fallback for lack of trampoline memory"
 
 # The workload: four shells forking, exec'ing, opening and reading.
@@ -49,8 +50,9 @@ loops=$(cat /tmp/boundary_* | awk '{ s += $1 } END { print s + 0 }')
 info "workload: $secs s on 4 CPUs, $loops loops (each: fork+exec, open+read x2, read)"
 total=0
 for f in $funcs; do
-    h=$(awk -v p="^${f}_" '$1 ~ p { s += $5 } END { print s + 0 }' $SYS/probes)
-    opt=$(awk -v p="^${f}_" '$1 ~ p && $4 == "optimized" { s += $5 } END { print s + 0 }' $SYS/probes)
+    # One read of the listing for both sums: reading it is itself a vfs_read.
+    set -- $(awk -v p="^${f}_" '$1 ~ p { s += $5; if ($4 == "optimized") o += $5 } END { print s + 0, o + 0 }' $SYS/probes)
+    h=$1 opt=$2
     info "$f: $h hits ($opt through trampolines)"
     [ "$opt" -gt 0 ] || fail "$f: no hits through trampolines"
     total=$((total + h))
@@ -64,7 +66,7 @@ for f in $funcs; do
     ( printf "%s\n" "$names" > $SYS/control ) || fail "removing the $f probes"
 done
 [ "$(nprobes)" = 0 ] || fail "$(nprobes) probes left after removing all"
-[ "$(stat trampoline_pages)" = "$pages0" ] || fail "trampoline pages $pages0 -> $(stat trampoline_pages)"
+[ "$(statval trampoline_pages)" = "$pages0" ] || fail "trampoline pages $pages0 -> $(statval trampoline_pages)"
 info "all removed; trampoline pages back to $pages0"
 cleanup
 exit 0

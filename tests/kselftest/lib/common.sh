@@ -30,6 +30,8 @@ state() { field "$1" 4; }
 hits() { field "$1" 5; }
 reason() { awk -v n="$1" '$1 == n { for (i = 7; i <= NF; i++) printf "%s%s", $i, (i < NF ? " " : ""); print "" }' $SYS/probes; }
 nprobes() { grep -vc '^#' $SYS/probes; }
+# A figure from the stats file: probes, optimized, disabled, trampoline_pages, ...
+statval() { awk -v k="$1" '$1 == k { print $2 }' $SYS/stats; }
 
 # Run the target's instrumented function N times (through the ktest module).
 call_target() {
