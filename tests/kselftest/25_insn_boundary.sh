@@ -13,8 +13,12 @@ pages0=$(statval trampoline_pages)
 
 attached=0 refused=0
 for f in $funcs; do
+    # The first 64 instructions, or all of a shorter function.
+    size=$(func_size $f)
+    n=$(( ${size:-256} / 4 ))
+    [ $n -gt 64 ] && n=64
     i=0
-    while [ $i -lt 64 ]; do
+    while [ $i -lt $n ]; do
         if ctl "p:${f}_$i $f+$((i * 4))" > /dev/null; then
             attached=$((attached + 1))
         else
@@ -24,7 +28,7 @@ for f in $funcs; do
     done
 done
 info "attached $attached probes, $refused offsets refused by kprobes (ftrace sites, blacklist)"
-[ $attached -ge 200 ] || fail "only $attached of 256 probes attached"
+[ $attached -ge 150 ] || fail "only $attached probes attached"
 info "by state and reason:"
 grep -v '^#' $SYS/probes | awk '{ r = $7; for (i = 8; i <= NF; i++) r = r " " $i; print $4 " (" r ")" }' | sort | uniq -c
 info "not optimized:"
