@@ -494,6 +494,11 @@ fn prepare(reg: &mut Registry, lock: &sys::TextLock, probe: &mut Probe) -> Optio
     }
     if let insn::Class::Rejected(why) = insn::classify(orig_insn) {
         probe.set_reason(format_args!("{}", why.as_str()));
+        // Compilers put landing pads and BLRs in every function; anything
+        // else refused is unusual enough to name the instruction word.
+        if !matches!(why, insn::Reject::BtiLandingPad | insn::Reject::IndirectCall) {
+            pr_info!("probe at {:#x} stays a kprobe: {} (insn {:#010x})\n", site, why.as_str(), orig_insn);
+        }
         return None;
     }
     let (layout, template) = template();
