@@ -702,23 +702,36 @@ impl Registry {
             fresh.push(probe, GFP_KERNEL)?;
         }
         // Register one by one so the first failure can be reported precisely.
+        // Registered disabled (nothing written yet), checked, then armed: the
+        // address kprobes resolves may be data that must never get a BRK.
         for i in 0..fresh.len() {
             let probe = &mut fresh.as_mut_slice()[i];
+            probe.kp.flags = bindings::KPROBE_FLAG_DISABLED;
             // SAFETY: `probe.kp` is initialised, boxed (stable address) and
             // its symbol string lives in the same box.
-            let ret = unsafe { bindings::register_kprobe(&mut probe.kp) };
-            if ret < 0 {
-                let err = Error::from_errno(ret);
-                pr_warn!(
-                    "cannot probe {}: {}\n",
-                    describe_target(&specs[i]),
-                    kprobe_error(ret)
-                );
-                Self::unregister(&mut fresh.as_mut_slice()[..i]);
-                return Err(err);
+            let mut ret = unsafe { bindings::register_kprobe(&mut probe.kp) };
+            let mut why = kprobe_error(ret);
+            if ret == 0 {
+                // CAST: kernel address.
+                probe.addr = probe.kp.addr as usize;
+                if is_ftrace_ops_literal(probe.addr) {
+                    why = "ftrace ops literal before a function: data, not code (EINVAL)";
+                    ret = -22;
+                } else {
+                    // SAFETY: registered just above.
+                    ret = unsafe { bindings::enable_kprobe(&mut probe.kp) };
+                    why = "cannot arm the kprobe";
+                }
+                if ret < 0 {
+                    // SAFETY: registered just above, not armed by us.
+                    unsafe { bindings::unregister_kprobe(&mut probe.kp) };
+                }
             }
-            // CAST: kernel address.
-            probe.addr = probe.kp.addr as usize;
+            if ret < 0 {
+                pr_warn!("cannot probe {}: {}\n", describe_target(&specs[i]), why);
+                Self::unregister(&mut fresh.as_mut_slice()[..i]);
+                return Err(Error::from_errno(ret));
+            }
         }
         for probe in fresh.as_mut_slice() {
             // Capacity reserved above: cannot fail.
@@ -821,6 +834,26 @@ fn describe_target(spec: &Spec) -> impl core::fmt::Display + '_ {
         }
     }
     D(spec)
+}
+
+/// Is `addr` in the 8 bytes just before a function, where ftrace with
+/// `DYNAMIC_FTRACE_WITH_CALL_OPS` keeps a 64-bit `ftrace_ops` pointer (two NOPs
+/// until ftrace initialises it)? kallsyms counts those bytes as the end of the
+/// previous function, and kprobes accepts them; a BRK or a branch there would
+/// corrupt the pointer ftrace loads when it traces the next function.
+/// Fail-closed: any NOP pair or kernel pointer there counts.
+fn is_ftrace_ops_literal(addr: usize) -> bool {
+    [addr + 4, addr + 8].into_iter().any(|next| {
+        let Some((start, _)) = sys::symbol_bounds(next) else { return false };
+        if start != next {
+            return false;
+        }
+        // SAFETY: aligned words just before a kernel text symbol, inside the
+        // probed function's kallsyms range.
+        let (lo, hi) = unsafe { (sys::read_insn(next - 8), sys::read_insn(next - 4)) };
+        let value = (u64::from(hi) << 32) | u64::from(lo);
+        (lo == insn::NOP && hi == insn::NOP) || value >> 48 == 0xffff
+    })
 }
 
 /// One line of explanation for a `register_kprobe` error.

@@ -12,6 +12,7 @@
 #include <linux/delay.h>
 #include <linux/kallsyms.h>
 #include <linux/kprobes.h>
+#include <linux/fs.h>
 #include <linux/kthread.h>
 #include <linux/module.h>
 #include <linux/random.h>
@@ -206,7 +207,24 @@ static int case_fallback(void)
 	CHECK(optprobe_target_blr(41) == 42, "blr result changed");
 	for (i = 0; i < 3; i++)
 		CHECK(atomic_read(&hits[i]) == 1, "%s: %d hits", d[i].name, atomic_read(&hits[i]));
-	pr_info("optprobe_ktest: fallback: BTI, post-handler, BLR stay kprobes with reasons, all hit\n");
+	/*
+	 * The 8 bytes before a traceable function hold ftrace's ops pointer
+	 * (DYNAMIC_FTRACE_WITH_CALL_OPS): data, refused outright, neither
+	 * branch nor BRK. kallsyms counts them to the previous function, so
+	 * kprobes accepts them (kernel_read: exported, traceable).
+	 */
+	for (i = 1; i <= 2; i++) {
+		struct optprobe_desc lit = {
+			.addr = (u32 *)kernel_read - i, .name = "literal",
+			.handler = count_handler, .data = &hits[0],
+		};
+		int r = optprobe_register(&lit);
+
+		if (!r)
+			optprobe_unregister(lit.probe);
+		CHECK(r == -EINVAL, "probe %d bytes before kernel_read: %d, want -EINVAL", 4 * i, r);
+	}
+	pr_info("optprobe_ktest: fallback: BTI, post-handler, BLR stay kprobes with reasons, all hit; the ftrace ops literal is refused\n");
 out:
 	for (i = 0; i < registered; i++)
 		optprobe_unregister(d[i].probe);
