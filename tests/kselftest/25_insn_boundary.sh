@@ -27,7 +27,7 @@ for f in $funcs; do
         i=$((i + 1))
     done
 done
-info "attached $attached probes, $refused offsets refused by kprobes (ftrace sites, blacklist)"
+info "attached $attached probes, $refused offsets refused (ftrace call sites, kprobes blacklist, ftrace ops literals)"
 [ $attached -ge 150 ] || fail "only $attached probes attached"
 info "by state and reason:"
 grep -v '^#' $SYS/probes | awk '{ r = $7; for (i = 8; i <= NF; i++) r = r " " $i; print $4 " (" r ")" }' | sort | uniq -c
