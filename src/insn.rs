@@ -343,6 +343,16 @@ pub fn pcrel_target(kind: PcRel, word: u32, pc: u64) -> u64 {
     }
 }
 
+/// Do the two words just before a function (`lo` at entry - 8, `hi` at
+/// entry - 4) look like the slot where ftrace with
+/// `DYNAMIC_FTRACE_WITH_CALL_OPS` keeps that function's 64-bit `ftrace_ops`
+/// pointer: two NOPs (before ftrace fills it) or a kernel pointer?
+/// Fail-closed: code that happens to look like this is refused too.
+pub fn is_ftrace_ops_literal(lo: u32, hi: u32) -> bool {
+    let value = (u64::from(hi) << 32) | u64::from(lo);
+    (lo == NOP && hi == NOP) || value >> 48 == 0xffff
+}
+
 /// The address a relocated copy of `word` (at `pc`) must branch to directly,
 /// for the PC-relative branches; `None` for everything else (other relocated
 /// forms reach any distance through a literal). The trampoline has to be

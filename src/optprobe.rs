@@ -714,7 +714,7 @@ impl Registry {
             if ret == 0 {
                 // CAST: kernel address.
                 probe.addr = probe.kp.addr as usize;
-                if is_ftrace_ops_literal(probe.addr) {
+                if in_ftrace_ops_literal(probe.addr) {
                     why = "ftrace ops literal before a function: data, not code (EINVAL)";
                     ret = -22;
                 } else {
@@ -841,8 +841,7 @@ fn describe_target(spec: &Spec) -> impl core::fmt::Display + '_ {
 /// until ftrace initialises it)? kallsyms counts those bytes as the end of the
 /// previous function, and kprobes accepts them; a BRK or a branch there would
 /// corrupt the pointer ftrace loads when it traces the next function.
-/// Fail-closed: any NOP pair or kernel pointer there counts.
-fn is_ftrace_ops_literal(addr: usize) -> bool {
+fn in_ftrace_ops_literal(addr: usize) -> bool {
     [addr + 4, addr + 8].into_iter().any(|next| {
         let Some((start, _)) = sys::symbol_bounds(next) else { return false };
         if start != next {
@@ -851,8 +850,7 @@ fn is_ftrace_ops_literal(addr: usize) -> bool {
         // SAFETY: aligned words just before a kernel text symbol, inside the
         // probed function's kallsyms range.
         let (lo, hi) = unsafe { (sys::read_insn(next - 8), sys::read_insn(next - 4)) };
-        let value = (u64::from(hi) << 32) | u64::from(lo);
-        (lo == insn::NOP && hi == insn::NOP) || value >> 48 == 0xffff
+        insn::is_ftrace_ops_literal(lo, hi)
     })
 }
 

@@ -158,3 +158,16 @@ fn classifier_agrees_with_oracle_on_sample() {
     }
     assert!(checked > 1000, "oracle matched only {checked} words");
 }
+
+#[test]
+fn ftrace_ops_literal_words() {
+    // Before ftrace initialises it: the compiler's two NOPs.
+    assert!(insn::is_ftrace_ops_literal(insn::NOP, insn::NOP));
+    // After: a kernel pointer (&ftrace_nop_ops under some KASLR slide), whose
+    // low half may decode as anything, here an unallocated word.
+    assert!(insn::is_ftrace_ops_literal(0x7599_d120, 0xffff_a7ff));
+    assert!(insn::is_ftrace_ops_literal(0xd65f_03c0, 0xffff_8000));
+    // The end of a function followed directly by the next: real code.
+    assert!(!insn::is_ftrace_ops_literal(0xd503_23bf, 0xd65f_03c0)); // autiasp; ret
+    assert!(!insn::is_ftrace_ops_literal(insn::NOP, 0xd65f_03c0));
+}
