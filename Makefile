@@ -8,7 +8,7 @@
 #   make kernel          build (or reuse) the cached test kernel
 #   make coverage        classify every instruction of the test kernel's .text
 #   make test-exhaustive the classifier against the oracle on all 2^32 words
-#   make test-long       make test with torture 60 s, boundary workload 120 s, all ftrace kprobe tests
+#   make test-long       make test with torture 60 s, boundary workload 120 s, ftrace group baseline
 #   make test-debug      the whole suite on a second kernel with lockdep, KASAN, kmemleak
 #   make clean
 #
