@@ -164,7 +164,6 @@ pub(crate) struct Spec {
     handler: Option<RawHandler>,
     post_handler: Option<RawHandler>,
     data: *mut c_void,
-    from_sysfs: bool,
 }
 
 /// One probe. Boxed, so its address (which the kprobe, the trampoline literal
@@ -196,7 +195,6 @@ pub struct Probe {
     reason: FixedStr<64>,
     slot: usize,
     disabled: bool,
-    from_sysfs: bool,
 }
 
 // SAFETY: a probe is shared between the registry (under its mutex) and the
@@ -310,6 +308,15 @@ struct TrampPage {
     used: u64,
 }
 
+/// Counts over the registry, taken under its lock.
+#[derive(Default)]
+struct Counts {
+    probes: usize,
+    optimized: usize,
+    disabled: usize,
+    trampoline_pages: usize,
+}
+
 /// All probes and trampoline pages.
 pub(crate) struct Registry {
     probes: KVec<KBox<Probe>>,
@@ -402,6 +409,17 @@ impl Registry {
 
     fn find(&self, probe: *const Probe) -> Option<usize> {
         self.probes.as_slice().iter().position(|p| ptr::eq(&**p, probe))
+    }
+
+    /// The figures `stats` and `optprobe_get_stats` report.
+    fn counts(&self) -> Counts {
+        let probes = self.probes.as_slice();
+        Counts {
+            probes: probes.len(),
+            optimized: probes.iter().filter(|p| p.state == State::Optimized).count(),
+            disabled: probes.iter().filter(|p| p.disabled).count(),
+            trampoline_pages: self.pages.len(),
+        }
     }
 
     /// Enable or disable probe `index`. Disabling removes the branch (waiting
@@ -684,7 +702,6 @@ impl Registry {
                     reason: FixedStr::new(),
                     slot: 0,
                     disabled: false,
-                    from_sysfs: spec.from_sysfs,
                 },
                 GFP_KERNEL,
             )?;
@@ -980,7 +997,6 @@ impl Registration {
             handler: handler.as_ref().map(|_| optprobe_rust_dispatch as RawHandler),
             post_handler: None,
             data,
-            from_sysfs: false,
         };
         let handles = attach(core::slice::from_ref(&spec))?;
         // INVARIANT: one live probe, owned from now on; the handler box is
@@ -1185,7 +1201,6 @@ unsafe fn spec_from_desc(desc: &OptprobeDesc) -> Result<Spec> {
         handler: desc.handler,
         post_handler: desc.post_handler,
         data: desc.data,
-        from_sysfs: false,
     })
 }
 
@@ -1346,18 +1361,11 @@ pub struct OptprobeStats {
 #[no_mangle]
 pub unsafe extern "C" fn optprobe_get_stats(stats: *mut OptprobeStats) {
     let (layout, _) = template();
-    let (probes, optimized, pages) = match registry() {
-        Ok(reg) => {
-            let reg = reg.lock();
-            let optimized = reg.probes.as_slice().iter().filter(|p| p.state == State::Optimized).count();
-            (reg.probes.len(), optimized, reg.pages.len())
-        }
-        Err(_) => (0, 0, 0),
-    };
+    let counts = registry().map(|reg| reg.lock().counts()).unwrap_or_default();
     let value = OptprobeStats {
-        probes: probes as c_ulong,
-        optimized: optimized as c_ulong,
-        trampoline_pages: pages as c_ulong,
+        probes: counts.probes as c_ulong,
+        optimized: counts.optimized as c_ulong,
+        trampoline_pages: counts.trampoline_pages as c_ulong,
         stop_machine_calls: sys::STOP_MACHINE_CALLS.load(Ordering::Relaxed) as c_ulong,
         // CAST: small compile-time sizes.
         slot_bytes: tramp::SLOT_SIZE as u32,
@@ -1401,7 +1409,6 @@ fn add_spec(name: Option<&str>, target: control::Target<'_>, line: usize) -> Res
         handler: None,
         post_handler: None,
         data: ptr::null_mut(),
-        from_sysfs: true,
     };
     match target {
         control::Target::Symbol { symbol, offset } => {
@@ -1512,20 +1519,19 @@ unsafe extern "C" fn optprobe_sysfs_control_store(buf: *const c_char, count: c_u
 #[no_mangle]
 unsafe extern "C" fn optprobe_sysfs_stats_show(buf: *mut c_char, size: c_ulong) -> c_long {
     let mut text = FixedStr::<256>::new();
-    {
-        let Ok(reg) = registry() else { return -19 };
-        let reg = reg.lock();
-        let probes = reg.probes.as_slice();
-        let _ = write!(
-            text,
-            "probes {}\noptimized {}\ndisabled {}\ntrampoline_pages {}\nstop_machine_calls {}\n",
-            probes.len(),
-            probes.iter().filter(|p| p.state == State::Optimized).count(),
-            probes.iter().filter(|p| p.disabled).count(),
-            reg.pages.len(),
-            sys::STOP_MACHINE_CALLS.load(Ordering::Relaxed)
-        );
-    }
+    let counts = match registry() {
+        Ok(reg) => reg.lock().counts(),
+        Err(e) => return e.to_errno() as c_long,
+    };
+    let _ = write!(
+        text,
+        "probes {}\noptimized {}\ndisabled {}\ntrampoline_pages {}\nstop_machine_calls {}\n",
+        counts.probes,
+        counts.optimized,
+        counts.disabled,
+        counts.trampoline_pages,
+        sys::STOP_MACHINE_CALLS.load(Ordering::Relaxed)
+    );
     // CAST: sysfs gives a page.
     let len = text.as_bytes().len().min(size as usize);
     // SAFETY: sysfs gives `size` writable bytes at `buf`.
