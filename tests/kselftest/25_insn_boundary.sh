@@ -1,7 +1,7 @@
 # Instruction-boundary sweep: a probe on every one of the first 64
 # instructions of hot kernel functions, all at once, under a fork/exec/read/
-# open workload on every CPU for BOUNDARY_SECONDS (30); then all removed in
-# one write per function. Reports counts by state and reason. The kernel log
+# open workload on every CPU for 30 s (120 s in make test-long); then all
+# removed in one write per function. Reports counts by state and reason. The kernel log
 # checker fails the boot on any Oops, BUG, WARNING or Call trace.
 . /tests/kselftest/lib/common.sh
 [ "$OPTSUITE" = cpus4 ] || skip "the boundary sweep runs in the 4-CPU boot"
@@ -14,18 +14,8 @@ pages0=$(statval trampoline_pages)
 attached=0 refused=0
 for f in $funcs; do
     # The first 64 instructions, or all of a shorter function.
-    size=$(func_size $f)
-    n=$(( ${size:-256} / 4 ))
-    [ $n -gt 64 ] && n=64
-    i=0
-    while [ $i -lt $n ]; do
-        if ctl "p:${f}_$i $f+$((i * 4))" > /dev/null; then
-            attached=$((attached + 1))
-        else
-            refused=$((refused + 1))
-        fi
-        i=$((i + 1))
-    done
+    set -- $(probe_function $f $f 64)
+    attached=$((attached + $1)) refused=$((refused + $2))
 done
 info "attached $attached probes, $refused offsets refused (ftrace call sites, kprobes blacklist, ftrace ops literals)"
 [ $attached -ge 150 ] || fail "only $attached probes attached"

@@ -45,13 +45,14 @@ func_size() {
     [ $# = 2 ] && echo $(( 0x$2 - 0x$1 ))
 }
 
-# Probe every 4-byte offset of function $1 as PREFIX_OFFSET (one write each,
-# so offsets kprobes refuses are skipped). Prints "attached refused".
+# Probe every 4-byte offset of function $1 as $2_OFFSET, at most $3
+# instructions (default 256), one write each so offsets that are refused are
+# skipped. Prints "attached refused".
 probe_function() {
     size=$(func_size "$1")
     [ -n "$size" ] || { echo "0 0"; return; }
     a=0 r=0 off=0
-    while [ $off -lt "$size" ] && [ $off -lt 1024 ]; do
+    while [ $off -lt "$size" ] && [ $off -lt $(( ${3:-256} * 4 )) ]; do
         if ctl "p:$2_$off $1+$off" > /dev/null; then a=$((a + 1)); else r=$((r + 1)); fi
         off=$((off + 4))
     done
