@@ -369,17 +369,19 @@ free:
 
 /* --- races: attach/detach while 4 CPUs call the target -------------------- */
 
+/* A kthread calling one probed target function until stopped. */
 struct worker {
 	struct task_struct *task;
+	u64 (*target)(u64 x);
 	u64 calls;
 };
 
-static int race_worker(void *data)
+static int worker_loop(void *data)
 {
 	struct worker *w = data;
 
 	while (!kthread_should_stop()) {
-		optprobe_target_call_args(w->calls, 2, 3, 4, 5, 6, 7, 8);
+		w->target(w->calls);
 		w->calls++;
 		/*
 		 * Sleep now and then: with CONFIG_PREEMPT, cond_resched() is a
@@ -390,6 +392,11 @@ static int race_worker(void *data)
 			usleep_range(20, 50);
 	}
 	return 0;
+}
+
+static u64 call_args_once(u64 x)
+{
+	return optprobe_target_call_args(x, 2, 3, 4, 5, 6, 7, 8);
 }
 
 static int case_races(void)
@@ -417,7 +424,8 @@ static int case_races(void)
 		return ret;
 	for (i = 0; i < 4; i++) {
 		w[i].calls = 0;
-		w[i].task = kthread_run(race_worker, &w[i], "optprobe_race/%d", i);
+		w[i].target = call_args_once;
+		w[i].task = kthread_run(worker_loop, &w[i], "optprobe_race/%d", i);
 		CHECK(!IS_ERR(w[i].task), "kthread_run %ld", PTR_ERR(w[i].task));
 		started++;
 	}
@@ -584,20 +592,6 @@ static int torture_shuffler(void *data)
 	return 0;
 }
 
-static int many_worker(void *data)
-{
-	struct worker *w = data;
-
-	while (!kthread_should_stop()) {
-		optprobe_target_many(w->calls);
-		w->calls++;
-		/* Sleep now and then, for RCU-tasks (see race_worker). */
-		if (!(w->calls & 63))
-			usleep_range(20, 50);
-	}
-	return 0;
-}
-
 static int case_torture(void)
 {
 	static atomic64_t steady_runs;
@@ -644,7 +638,8 @@ static int case_torture(void)
 	CHECK(optprobe_state(steady.probe) == OPTPROBE_STATE_OPTIMIZED, "steady probe: %s", reason_of(steady.probe));
 	for (i = 0; i < 4; i++) {
 		w[i].calls = 0;
-		w[i].task = kthread_create(many_worker, &w[i], "optprobe_work/%d", i);
+		w[i].target = optprobe_target_many;
+		w[i].task = kthread_create(worker_loop, &w[i], "optprobe_work/%d", i);
 		CHECK(!IS_ERR(w[i].task), "kthread_create %ld", PTR_ERR(w[i].task));
 		kthread_bind(w[i].task, i % ncpus);
 		wake_up_process(w[i].task);
