@@ -3,7 +3,8 @@
  * C glue for optprobe: static inlines and macros with no Rust equivalent in
  * 6.12 (preemption, per-CPU pointers, memory-layout constants), the sysfs
  * attribute table, the module parameter, the C ABI exports and the kprobe
- * blacklist entries for the hit path. Logic lives in Rust (src/optprobe.rs).
+ * blacklist entries for the hit path. Logic lives in Rust
+ * (the hit path in src/hit.rs).
  */
 #include <linux/kprobes.h>
 #include <linux/kobject.h>

@@ -8,3 +8,5 @@ pub mod insn;
 pub mod control;
 #[path = "../../../src/tramp.rs"]
 pub mod tramp;
+#[path = "../../../src/fixed_str.rs"]
+pub mod fixed_str;

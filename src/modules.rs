@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Module unload safety: a module notifier that removes the probes inside a
+//! module that is going away, before the kprobes core's own notifier marks
+//! them gone. Calls `sysfs` and `registry`.
+
+use crate::{bindings, registry, sysfs};
+use core::ffi::{c_int, c_ulong, c_void};
+use kernel::error::Error;
+use kernel::prelude::*;
+
+/// Removes probes in a module that is going away, before the kernel's kprobes
+/// notifier marks them gone (higher priority runs first).
+#[no_mangle]
+unsafe extern "C" fn optprobe_module_notify(
+    _nb: *mut bindings::notifier_block,
+    action: c_ulong,
+    data: *mut c_void,
+) -> c_int {
+    if action != bindings::module_state_MODULE_STATE_GOING as c_ulong {
+        return bindings::NOTIFY_DONE as c_int;
+    }
+    let module = data.cast::<bindings::module>();
+    // SAFETY: `module` is live for the notifier's duration.
+    let inside = |addr: usize| unsafe { bindings::optprobe_within_module(addr as c_ulong, module) };
+    // Sysfs probes first (they own Registrations), then API probes.
+    let n = sysfs::detach_where(|p| inside(p.addr));
+    if n > 0 {
+        pr_info!("removing {} probe(s) in an unloading module\n", n);
+    }
+    if let Ok(reg) = registry::registry() {
+        let n = reg.lock().detach_where(|p| inside(p.addr));
+        if n > 0 {
+            pr_info!("removed {} API probe(s) in an unloading module\n", n);
+        }
+    }
+    bindings::NOTIFY_DONE as c_int
+}
+
+/// The registered module notifier.
+///
+/// # Invariants
+///
+/// `nb` is registered with the module notifier chain until drop.
+pub(crate) struct ModuleNotifier {
+    nb: KBox<bindings::notifier_block>,
+}
+
+impl ModuleNotifier {
+    pub(crate) fn new() -> Result<Self> {
+        let mut nb = KBox::new(bindings::notifier_block::default(), GFP_KERNEL)?;
+        nb.notifier_call = Some(optprobe_module_notify);
+        // Above the kprobes core's notifier (priority 0).
+        nb.priority = 1;
+        // SAFETY: boxed notifier block, unregistered in drop.
+        let ret = unsafe { bindings::register_module_notifier(&mut *nb) };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        // INVARIANT: registered above.
+        Ok(Self { nb })
+    }
+}
+
+// SAFETY: the notifier block is only touched at registration and in drop.
+unsafe impl Send for ModuleNotifier {}
+// SAFETY: as above.
+unsafe impl Sync for ModuleNotifier {}
+
+impl Drop for ModuleNotifier {
+    fn drop(&mut self) {
+        // SAFETY: registered (invariant); the chain's lock waits for callers.
+        unsafe { bindings::unregister_module_notifier(&mut *self.nb) };
+    }
+}

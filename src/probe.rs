@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: GPL-2.0
+//! One probe and its text transitions: `Probe`, `State`, `Spec`, and the
+//! optimize / unoptimize steps that swap a kprobe's BRK for `b trampoline`
+//! and back, in `stop_machine` batches. Decides eligibility and builds the
+//! trampoline from the template.
+//!
+//! Calls `sys` (text lock, patching, symbols), `pool` (slots) and the pure
+//! `insn`/`tramp`. The registry (`registry.rs`) owns the probes and calls in.
+//!
+//! Lifecycle, in order:
+//! - attach: `register_kprobe` (BRK) -> trampoline written (unreachable, no
+//!   sync needed) -> BRK swapped for `b` in a `stop_machine` batch.
+//! - detach: `b` swapped back to BRK in a batch -> `synchronize_rcu_tasks()`
+//!   (no task is left inside a trampoline, even a preempted one) -> slot
+//!   freed -> `unregister_kprobes`.
+
+use crate::bindings;
+use crate::fixed_str::FixedStr;
+use crate::pool::Pool;
+use crate::tramp::FrameLink;
+use crate::{control, hit, insn, sys, tramp};
+use core::ffi::{c_int, c_void};
+use core::fmt::Write;
+use core::ptr;
+use kernel::error::code;
+use kernel::prelude::*;
+
+/// Probes per `stop_machine` batch: bounds how long all CPUs stand still.
+/// Larger requests are split, batch after batch; none is dropped.
+const PATCH_BATCH: usize = 256;
+/// Longest function prefix scanned for the frame-record setup.
+const MAX_PROLOGUE_SCAN: usize = 64;
+
+// --- The template, as the assembler laid it out ----------------------------
+
+extern "C" {
+    static optprobe_tmpl_start: [u32; 0];
+    static optprobe_tmpl_frame_link: [u32; 0];
+    static optprobe_tmpl_orig_insn: [u32; 0];
+    static optprobe_tmpl_reloc_lit: [u32; 0];
+    static optprobe_tmpl_probe: [u32; 0];
+    static optprobe_tmpl_pc: [u32; 0];
+    static optprobe_tmpl_callback: [u32; 0];
+    static optprobe_tmpl_end: [u32; 0];
+}
+
+/// The template's label offsets and bytes.
+pub(crate) fn template() -> (tramp::Layout, &'static [u8]) {
+    let start = ptr::addr_of!(optprobe_tmpl_start) as usize;
+    let at = |label: *const [u32; 0]| label as usize - start;
+    let layout = tramp::Layout {
+        size: at(ptr::addr_of!(optprobe_tmpl_end)),
+        frame_link: at(ptr::addr_of!(optprobe_tmpl_frame_link)),
+        orig_insn: at(ptr::addr_of!(optprobe_tmpl_orig_insn)),
+        reloc_lit: at(ptr::addr_of!(optprobe_tmpl_reloc_lit)),
+        probe: at(ptr::addr_of!(optprobe_tmpl_probe)),
+        pc: at(ptr::addr_of!(optprobe_tmpl_pc)),
+        callback: at(ptr::addr_of!(optprobe_tmpl_callback)),
+    };
+    // SAFETY: `start..start + size` is the template's bytes in this module's
+    // .rodata (asm/template.S), immutable and live as long as the module.
+    let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, layout.size) };
+    (layout, bytes)
+}
+
+// --- Probes ------------------------------------------------------------------
+
+/// A handler as the C ABI defines it: `void (*)(void *data, struct pt_regs *)`.
+pub(crate) type RawHandler = unsafe extern "C" fn(*mut c_void, *mut bindings::pt_regs);
+
+pub(crate) type Name = FixedStr<{ control::MAX_NAME + 1 }>;
+pub(crate) type Symbol = FixedStr<{ control::MAX_SYMBOL + 1 }>;
+
+/// What a probe is now.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// BRK kprobe; `reason` says why.
+    Kprobe,
+    /// `b trampoline` is live at the probe address.
+    Optimized,
+}
+
+/// Where a new probe goes and what it runs.
+pub(crate) struct Spec {
+    pub(crate) symbol: Symbol,
+    pub(crate) offset: usize,
+    pub(crate) addr: usize,
+    pub(crate) name: Name,
+    pub(crate) handler: Option<RawHandler>,
+    pub(crate) post_handler: Option<RawHandler>,
+    pub(crate) data: *mut c_void,
+}
+
+/// One probe. Boxed, so its address (which the kprobe, the trampoline literal
+/// and API callers hold) never changes.
+///
+/// # Invariants
+///
+/// - `kp` is registered from `attach_batch` until `detach_batch`.
+/// - `state == Optimized` iff the text at `addr` is `b slot`, where `slot` is a
+///   trampoline built for this probe; otherwise `slot == 0` or the slot is not
+///   reachable from any live branch. One outside writer may break the first
+///   half: the kprobes core, which on a global disarm/arm (debugfs
+///   `kprobes/enabled`) writes the original instruction and then its BRK over
+///   every kprobe. The slot then counts as reachable until the next
+///   `unoptimize`, which frees it only after RCU-tasks (see [`Branch`]).
+/// - `disabled` implies `state == Kprobe`, `slot == 0` and `kp` disabled (the
+///   original instruction is back in place unless another kprobe shares it).
+/// - `syms` is the resolved symbol table: a probe cannot exist before the
+///   symbols are resolved, so the hit path never checks.
+#[repr(C)]
+pub(crate) struct Probe {
+    pub(crate) kp: bindings::kprobe,
+    pub(crate) addr: usize,
+    pub(crate) syms: &'static sys::Symbols,
+    symbol: Symbol,
+    pub(crate) name: Name,
+    pub(crate) handler: Option<RawHandler>,
+    pub(crate) post_handler: Option<RawHandler>,
+    pub(crate) data: *mut c_void,
+    pub(crate) hits: sys::PerCpuCounter,
+    pub(crate) state: State,
+    pub(crate) reason: FixedStr<64>,
+    slot: usize,
+    pub(crate) disabled: bool,
+}
+
+// SAFETY: a probe is shared between the registry (under its mutex) and the
+// hit path, which only reads immutable fields and per-CPU counters.
+unsafe impl Send for Probe {}
+// SAFETY: as above.
+unsafe impl Sync for Probe {}
+
+impl Probe {
+    /// A probe for `spec`, not yet registered: its kprobe is filled in but
+    /// still needs [`Probe::register`].
+    pub(crate) fn new(spec: &Spec) -> Result<KBox<Self>> {
+        let mut probe = KBox::new(
+            Probe {
+                kp: bindings::kprobe::default(),
+                addr: 0,
+                syms: sys::syms(),
+                symbol: spec.symbol,
+                name: spec.name,
+                handler: spec.handler,
+                post_handler: spec.post_handler,
+                data: spec.data,
+                hits: sys::PerCpuCounter::new()?,
+                state: State::Kprobe,
+                reason: FixedStr::new(),
+                slot: 0,
+                disabled: false,
+            },
+            GFP_KERNEL,
+        )?;
+        if !spec.symbol.is_empty() {
+            probe.kp.symbol_name = probe.symbol.as_ptr();
+            // CAST: offsets are checked against the symbol by the kernel.
+            probe.kp.offset = spec.offset as u32;
+        } else {
+            probe.kp.addr = spec.addr as *mut u32;
+        }
+        probe.kp.pre_handler = Some(hit::optprobe_kp_pre_handler);
+        if spec.post_handler.is_some() {
+            probe.kp.post_handler = Some(hit::optprobe_kp_post_handler);
+        }
+        Ok(probe)
+    }
+
+    /// Register the kprobe disabled (nothing written yet), check the address
+    /// it resolved to, then arm it: the address kprobes resolves may be data
+    /// that must never get a BRK. On error nothing stays registered and the
+    /// `pr_warn` names `spec`.
+    pub(crate) fn register(&mut self, spec: &Spec) -> Result {
+        self.kp.flags = bindings::KPROBE_FLAG_DISABLED;
+        // SAFETY: `self.kp` is initialised, boxed (stable address) and its
+        // symbol string lives in the same box.
+        let mut ret = unsafe { bindings::register_kprobe(&mut self.kp) };
+        let mut why = kprobe_error(ret);
+        if ret == 0 {
+            // CAST: kernel address.
+            self.addr = self.kp.addr as usize;
+            if in_ftrace_ops_literal(self.addr) {
+                why = "ftrace ops literal before a function: data, not code (EINVAL)";
+                ret = -22;
+            } else {
+                // SAFETY: registered just above.
+                ret = unsafe { bindings::enable_kprobe(&mut self.kp) };
+                why = "cannot arm the kprobe";
+            }
+            if ret < 0 {
+                // SAFETY: registered just above, not armed by us.
+                unsafe { bindings::unregister_kprobe(&mut self.kp) };
+            }
+        }
+        if ret < 0 {
+            pr_warn!("cannot probe {}: {}\n", describe_target(spec), why);
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_reason(&mut self, args: core::fmt::Arguments<'_>) {
+        self.reason = FixedStr::new();
+        let _ = self.reason.write_fmt(args);
+    }
+
+    /// Forget the slot without freeing it: used when the branch to it may
+    /// still be live, so the trampoline must leak rather than be reused.
+    pub(crate) fn leak_slot(&mut self) {
+        self.slot = 0;
+    }
+}
+
+/// Which frame link a probe at `addr` needs (see asm/template.S).
+fn frame_link(addr: usize) -> FrameLink {
+    let Some((start, _size)) = sys::symbol_bounds(addr) else {
+        return FrameLink::Entry;
+    };
+    let index = ((addr - start) / 4).min(MAX_PROLOGUE_SCAN);
+    let mut words = [0u32; MAX_PROLOGUE_SCAN];
+    let first = addr - index * 4;
+    for (i, word) in words.iter_mut().take(index).enumerate() {
+        // SAFETY: aligned words of the same function, before the probe.
+        *word = unsafe { sys::read_insn(first + i * 4) };
+    }
+    tramp::frame_link_for(&words[..index], index)
+}
+
+/// Decide whether `probe` (registered) can be optimized; write its trampoline
+/// if so. `others`: the registry's other probes. Returns the branch to
+/// install, or records the reason and `None`.
+fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe: &mut Probe) -> Option<u32> {
+    let site = probe.addr;
+    let orig_insn = probe.kp.opcode;
+    if probe.post_handler.is_some() {
+        probe.set_reason(format_args!("post-handler"));
+        return None;
+    }
+    // SAFETY: get_kprobe on a registered address; we hold no RCU-sensitive
+    // pointer past the check (the registry mutex serialises our probes).
+    let at_addr = unsafe { bindings::optprobe_call_get_kprobe(probe.syms.get_kprobe, site as *mut c_void) };
+    if !ptr::eq(at_addr, &probe.kp) {
+        // SAFETY: `at_addr` is the live aggregate for this address.
+        if !at_addr.is_null() && unsafe { (*at_addr).post_handler.is_some() } {
+            probe.set_reason(format_args!("another kprobe here has a post-handler"));
+            return None;
+        }
+        if others.iter().any(|p| p.addr == site && p.state == State::Optimized) {
+            probe.set_reason(format_args!("address already optimized by another optprobe"));
+            return None;
+        }
+    }
+    if let insn::Class::Rejected(why) = insn::classify(orig_insn) {
+        probe.set_reason(format_args!("{}", why.as_str()));
+        // Compilers put landing pads and BLRs in every function; anything
+        // else refused is unusual enough to name the instruction word.
+        if !matches!(why, insn::Reject::BtiLandingPad | insn::Reject::IndirectCall) {
+            pr_info!("probe at {:#x} stays a kprobe: {} (insn {:#010x})\n", site, why.as_str(), orig_insn);
+        }
+        return None;
+    }
+    let (layout, template) = template();
+    let Some(slot) = pool.alloc_slot(site, insn::direct_branch_target(orig_insn, site as u64), &layout) else {
+        probe.set_reason(format_args!("no trampoline memory in branch range"));
+        return None;
+    };
+    let params = tramp::Params {
+        tramp: slot as u64,
+        site: site as u64,
+        orig_insn,
+        probe: probe as *mut Probe as u64,
+        callback: hit::optprobe_callback as *const () as u64,
+        link: frame_link(site),
+    };
+    let mut image = [0u8; tramp::SLOT_SIZE];
+    let branch = tramp::build(&layout, template, &mut image, &params)
+        .and_then(|()| tramp::site_branch(site as u64, slot as u64));
+    match branch {
+        Ok(branch) => {
+            // SAFETY: `slot` was just allocated to this probe; no branch leads
+            // to it until the batch below installs one.
+            unsafe { lock.write_unreachable(slot, &image[..layout.size]) };
+            probe.slot = slot;
+            Some(branch)
+        }
+        Err(e) => {
+            // SAFETY: the slot was never reachable.
+            unsafe { pool.free_slot(slot) };
+            if e == insn::ERANGE {
+                probe.set_reason(format_args!("target out of range"));
+            } else {
+                probe.set_reason(format_args!("cannot relocate instruction ({})", -e));
+            }
+            None
+        }
+    }
+}
+
+/// Optimize every probe in `batch` that is eligible: trampolines first, then
+/// the BRK -> `b` swap in `stop_machine` batches of at most [`PATCH_BATCH`].
+/// `others`: the registry's probes not in `batch`.
+pub(crate) fn optimize(pool: &mut Pool, others: &[KBox<Probe>], batch: &mut [&mut Probe]) -> Result {
+    let lock = sys::TextLock::new();
+    let mut addrs = KVec::with_capacity(batch.len(), GFP_KERNEL)?;
+    let mut insns = KVec::with_capacity(batch.len(), GFP_KERNEL)?;
+    let mut which = KVec::with_capacity(batch.len(), GFP_KERNEL)?;
+    for (i, probe) in batch.iter_mut().enumerate() {
+        if addrs.as_slice().iter().any(|a| *a as usize == probe.addr) {
+            probe.set_reason(format_args!("address already optimized by another optprobe"));
+            continue;
+        }
+        let Some(branch) = prepare(pool, others, &lock, probe) else { continue };
+        // SAFETY: the probe's address is registered kernel text.
+        if unsafe { sys::read_insn(probe.addr) } != insn::BRK_KPROBES {
+            probe.set_reason(format_args!("text at the probe is not our BRK"));
+            // SAFETY: the slot was never made reachable.
+            unsafe { pool.free_slot(probe.slot) };
+            probe.slot = 0;
+            continue;
+        }
+        addrs.push(probe.addr as *mut c_void, GFP_KERNEL)?;
+        insns.push(branch, GFP_KERNEL)?;
+        which.push(i, GFP_KERNEL)?;
+    }
+    let mut done = 0;
+    while done < addrs.len() {
+        let end = (done + PATCH_BATCH).min(addrs.len());
+        let result = lock.patch_batch(&mut addrs.as_mut_slice()[done..end], &mut insns.as_mut_slice()[done..end]);
+        for &i in &which.as_slice()[done..end] {
+            let probe = &mut batch[i];
+            if result.is_ok() {
+                // INVARIANT: the branch to this probe's trampoline is live.
+                probe.state = State::Optimized;
+                probe.reason = FixedStr::new();
+            } else {
+                probe.set_reason(format_args!("text patching failed"));
+                // SAFETY: the patch failed, so the slot stayed unreachable.
+                unsafe { pool.free_slot(probe.slot) };
+                probe.slot = 0;
+            }
+        }
+        done = end;
+    }
+    Ok(())
+}
+
+/// What is at an optimized probe's address now.
+pub(crate) enum Branch {
+    /// `b` to its trampoline.
+    Ours,
+    /// The kprobes core wrote its BRK or the original instruction there
+    /// (debugfs `kprobes/enabled`: disarm all, arm all); the branch is gone.
+    ReplacedByKprobes,
+    /// Anything else.
+    Unknown(u32),
+}
+
+pub(crate) fn branch_state(probe: &Probe) -> Branch {
+    // SAFETY: registered kprobe address.
+    let live = unsafe { sys::read_insn(probe.addr) };
+    if insn::decode_b_target(probe.addr as u64, live) == Some(probe.slot as u64) {
+        Branch::Ours
+    } else if live == insn::BRK_KPROBES || live == probe.kp.opcode {
+        Branch::ReplacedByKprobes
+    } else {
+        Branch::Unknown(live)
+    }
+}
+
+/// Undo `optimize` for the optimized probes in `batch`: `b` -> BRK in
+/// batches, wait for every task to leave the trampolines, free the slots.
+pub(crate) fn unoptimize(pool: &mut Pool, batch: &mut [&mut Probe]) -> Result {
+    let mut addrs = KVec::with_capacity(batch.len(), GFP_KERNEL)?;
+    let mut insns = KVec::with_capacity(batch.len(), GFP_KERNEL)?;
+    for probe in batch.iter().filter(|p| p.state == State::Optimized) {
+        match branch_state(probe) {
+            Branch::Ours => {
+                addrs.push(probe.addr as *mut c_void, GFP_KERNEL)?;
+                insns.push(insn::BRK_KPROBES, GFP_KERNEL)?;
+            }
+            // The kprobes core rewrote the site itself: nothing to patch,
+            // but the trampoline still waits for RCU-tasks below.
+            Branch::ReplacedByKprobes => {}
+            // Fail closed: unknown text, never free the trampoline.
+            Branch::Unknown(live) => {
+                pr_err!("text at {:#x} is {:#010x}, not our branch\n", probe.addr, live);
+                return Err(code::EIO);
+            }
+        }
+    }
+    if addrs.is_empty() && batch.iter().all(|p| p.slot == 0) {
+        return Ok(());
+    }
+    if !addrs.is_empty() {
+        let lock = sys::TextLock::new();
+        let mut done = 0;
+        while done < addrs.len() {
+            let end = (done + PATCH_BATCH).min(addrs.len());
+            lock.patch_batch(&mut addrs.as_mut_slice()[done..end], &mut insns.as_mut_slice()[done..end])?;
+            done = end;
+        }
+    }
+    for probe in batch.iter_mut().filter(|p| p.state == State::Optimized) {
+        // INVARIANT: the branch is gone; the slot is no longer reachable.
+        probe.state = State::Kprobe;
+        probe.set_reason(format_args!("unoptimized"));
+    }
+    // A task may have been preempted inside a trampoline; RCU-tasks returns
+    // only once every task has voluntarily switched, i.e. left it.
+    // SAFETY: process context.
+    unsafe { bindings::synchronize_rcu_tasks() };
+    for probe in batch.iter_mut() {
+        if probe.slot != 0 {
+            // SAFETY: branch removed and RCU-tasks grace period elapsed.
+            unsafe { pool.free_slot(probe.slot) };
+            probe.slot = 0;
+        }
+    }
+    Ok(())
+}
+
+fn describe_target(spec: &Spec) -> impl core::fmt::Display + '_ {
+    struct D<'a>(&'a Spec);
+    impl core::fmt::Display for D<'_> {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            if !self.0.symbol.is_empty() {
+                write!(f, "{}+{:#x}", self.0.symbol.as_str(), self.0.offset)
+            } else {
+                write!(f, "{:#x}", self.0.addr)
+            }
+        }
+    }
+    D(spec)
+}
+
+/// Is `addr` in the 8 bytes just before a function, where ftrace with
+/// `DYNAMIC_FTRACE_WITH_CALL_OPS` keeps a 64-bit `ftrace_ops` pointer (two NOPs
+/// until ftrace initialises it)? kallsyms counts those bytes as the end of the
+/// previous function, and kprobes accepts them; a BRK or a branch there would
+/// corrupt the pointer ftrace loads when it traces the next function.
+fn in_ftrace_ops_literal(addr: usize) -> bool {
+    [addr + 4, addr + 8].into_iter().any(|next| {
+        let Some((start, _)) = sys::symbol_bounds(next) else { return false };
+        if start != next {
+            return false;
+        }
+        // SAFETY: aligned words just before a kernel text symbol, inside the
+        // probed function's kallsyms range.
+        let (lo, hi) = unsafe { (sys::read_insn(next - 8), sys::read_insn(next - 4)) };
+        insn::is_ftrace_ops_literal(lo, hi)
+    })
+}
+
+/// One line of explanation for a `register_kprobe` error.
+fn kprobe_error(ret: c_int) -> &'static str {
+    match -ret {
+        2 => "symbol not found (ENOENT)",
+        22 => "address refused by kprobes: blacklisted, ftrace site, or bad offset (EINVAL)",
+        84 => "not on an instruction boundary (EILSEQ)",
+        16 => "address busy (EBUSY)",
+        12 => "out of memory (ENOMEM)",
+        _ => "register_kprobe failed",
+    }
+}
