@@ -8,6 +8,8 @@
  * itself lives in .rodata and is never executed in place.
  *
  * Per copy, the module rewrites:
+ *   optprobe_tmpl_pan         PAN into pstate, where the kernel uses PAN
+ *   optprobe_tmpl_pmr         the live ICC_PMR_EL1 under pseudo-NMI
  *   optprobe_tmpl_frame_link  the frame link (see below)
  *   optprobe_tmpl_orig_insn   up to OPTPROBE_MAX_RELOC instructions: the
  *                             probed instruction and "b <probe + 4>", or its
@@ -30,6 +32,8 @@
 
 #include <linux/linkage.h>
 #include <asm/asm-offsets.h>
+#include <asm/brk-imm.h>
+#include <asm/ptrace.h>
 
 #define TRAMP_FRAME	(PT_REGS_SIZE + 16)
 /* Must equal insn::MAX_RELOC; the module checks the layout at load. */
@@ -37,6 +41,9 @@
 /* Must equal tramp::SLOT_SIZE. */
 #define OPTPROBE_SLOT_SIZE	320
 #define S_ORIG_X0	(S_SYSCALLNO - 8)
+/* The two u64 after stackframe[2] (6.12's pt_regs; checked below). */
+#define S_LOCKDEP_HARDIRQS	(S_STACKFRAME + 16)
+
 
 	.section .rodata, "a"
 	.balign	8
@@ -59,18 +66,34 @@ SYM_DATA_START(optprobe_tmpl_start)
 	stp	x28, x29, [sp, #S_X28]
 	add	x0, sp, #TRAMP_FRAME		/* sp as it was at the probe */
 	stp	x30, x0, [sp, #S_LR]
-	/* pstate: NZCV, DAIF, and M[3:0] = CurrentEL with SPSel = SP_ELx. */
+	/*
+	 * pstate: NZCV, DAIF, M[3:0] = CurrentEL with SPSel = SP_ELx, and PAN
+	 * where the kernel uses it. Every other field reads as zero.
+	 */
 	mrs	x1, nzcv
 	mrs	x2, daif
 	orr	x1, x1, x2
 	mrs	x2, CurrentEL
 	orr	x1, x1, x2
 	orr	x1, x1, #1
+SYM_INNER_LABEL(optprobe_tmpl_pan, SYM_L_GLOBAL)
+	nop					/* or "mrs x2, pan" */
+	nop					/* and "orr x1, x1, x2" */
 	ldr	x0, optprobe_tmpl_pc
 	stp	x0, x1, [sp, #S_PC]
 	/* orig_x0 = 0, syscallno = NO_SYSCALL: this is not a syscall frame. */
 	mov	w2, #-1
 	stp	xzr, x2, [sp, #S_ORIG_X0]
+	/*
+	 * The rest as kernel_entry and enter_from_kernel_mode() would leave
+	 * it: sdei_ttbr1 = 0 (not an SDEI event); pmr_save = the live priority
+	 * mask under pseudo-NMI, else the unmasked value interrupts_enabled()
+	 * expects; lockdep_hardirqs = exit_rcu = 0 (no exception to exit).
+	 */
+SYM_INNER_LABEL(optprobe_tmpl_pmr, SYM_L_GLOBAL)
+	mov	x2, #GIC_PRIO_IRQON		/* or "mrs x2, icc_pmr_el1" */
+	stp	xzr, x2, [sp, #S_SDEI_TTBR1]
+	stp	xzr, xzr, [sp, #S_LOCKDEP_HARDIRQS]
 	/* Record B: the state at the probe, for probes before the prologue. */
 	stp	x29, x30, [sp, #PT_REGS_SIZE]
 SYM_INNER_LABEL(optprobe_tmpl_frame_link, SYM_L_GLOBAL)
@@ -104,11 +127,11 @@ SYM_INNER_LABEL(optprobe_tmpl_frame_link, SYM_L_GLOBAL)
 	add	sp, sp, #TRAMP_FRAME
 SYM_INNER_LABEL(optprobe_tmpl_orig_insn, SYM_L_GLOBAL)
 	.rept	OPTPROBE_MAX_RELOC
-	brk	#0x004				/* unused slots trap */
+	brk	#FAULT_BRK_IMM			/* unused slots trap */
 	.endr
 	/* Pad to 8 bytes without .balign, so label offsets stay absolute. */
 	.if ((. - optprobe_tmpl_start) % 8) != 0
-	brk	#0x004
+	brk	#FAULT_BRK_IMM
 	.endif
 SYM_INNER_LABEL(optprobe_tmpl_reloc_lit, SYM_L_GLOBAL)
 	.quad	0
@@ -122,6 +145,9 @@ SYM_INNER_LABEL(optprobe_tmpl_end, SYM_L_GLOBAL)
 SYM_DATA_END(optprobe_tmpl_start)
 
 /* Build-time checks of the layout the Rust side relies on. */
+	.if (S_PMR_SAVE != S_SDEI_TTBR1 + 8) || (PT_REGS_SIZE != S_STACKFRAME + 32)
+	.error "struct pt_regs is not laid out as this template expects"
+	.endif
 #define TMPL_OFF(label)	(label - optprobe_tmpl_start)
 	.if (TRAMP_FRAME % 16) != 0
 	.error "trampoline frame must keep sp 16-byte aligned"

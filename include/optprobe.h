@@ -12,12 +12,16 @@
  *  - Runs with preemption disabled; must not sleep.
  *  - May read every field of *regs. May change x0-x30 (they are restored).
  *    Must not change regs->pc or regs->sp: changes are ignored.
- *  - In regs->pstate, trust only NZCV, DAIF and M[3:0] (exception level and
+ *  - In regs->pstate, trust only NZCV, DAIF, PAN and M[3:0] (exception level and
  *    SP selection); every other PSTATE field reads as zero.
  *  - A hit while another kprobe or optprobe is being handled on the same CPU
  *    is counted as missed and the handler is skipped.
  *  - A stack trace taken in the handler shows the probed function, then its
  *    caller.
+ *
+ * A module that registers probes must unregister them before it unloads; if
+ * it does not, optprobe removes every probe whose handler, post handler or
+ * data lie in the module when it goes (and says so in the log).
  *
  * All functions sleep and must be called from process context.
  */
@@ -36,7 +40,7 @@ struct optprobe_desc {
 	const char *symbol;
 	unsigned long offset;
 	void *addr;
-	/* Optional name shown in the listing; copied (up to 32 characters). */
+	/* Optional name shown in the listing; copied (up to 64 characters). */
 	const char *name;
 	/* Called on every hit, before the probed instruction runs. */
 	optprobe_handler_t handler;
@@ -46,7 +50,11 @@ struct optprobe_desc {
 	 */
 	optprobe_handler_t post_handler;
 	void *data;
-	/* Out: the probe, valid until unregistered. */
+	/*
+	 * Out: the probe's handle. Opaque (never a pointer to dereference) and
+	 * never reused: after unregister every call given it fails with
+	 * -EINVAL (or returns 0/NULL), even if a new probe takes the address.
+	 */
 	struct optprobe *probe;
 };
 
@@ -54,6 +62,9 @@ enum optprobe_state {
 	OPTPROBE_STATE_KPROBE = 0,	/* BRK kprobe; see optprobe_reason() */
 	OPTPROBE_STATE_OPTIMIZED = 1,	/* direct branch to a trampoline */
 	OPTPROBE_STATE_DISABLED = 2,	/* registered, text restored, no hits */
+	OPTPROBE_STATE_GONE = 3,	/* its text was freed (a module's init
+					 * text once the module is live); no
+					 * hits; only unregister is left */
 };
 
 /* Register one probe. 0 or -errno; nothing is left behind on error. */
@@ -88,7 +99,10 @@ unsigned long optprobe_missed(struct optprobe *probe);
 /* enum optprobe_state, or -EINVAL for an unknown pointer. */
 int optprobe_state(struct optprobe *probe);
 
-/* Why the probe is not optimized; NULL when it is. Static string. */
+/*
+ * Why the probe is not optimized; NULL when it is. A static string: it stays
+ * valid after the probe is unregistered.
+ */
 const char *optprobe_reason(struct optprobe *probe);
 
 /* Number of stop_machine() text-patch batches optprobe has issued so far. */

@@ -9,7 +9,7 @@ use crate::bindings;
 use crate::fixed_str::FixedStr;
 use crate::hit::optprobe_rust_dispatch;
 use crate::probe::{Probe, RawHandler, Spec, State};
-use crate::registry;
+use crate::registry::{self, Key};
 use core::ffi::c_void;
 use core::ptr;
 use kernel::prelude::*;
@@ -109,17 +109,17 @@ impl Registration {
 
     /// Disable the probe: its handler stops running and the text is restored.
     pub fn disable(&self) -> Result {
-        registry::set_enabled(self.probe, false)
+        registry::set_enabled(Key::Probe(self.probe), false)
     }
 
     /// Enable it again (optimized again when eligible).
     pub fn enable(&self) -> Result {
-        registry::set_enabled(self.probe, true)
+        registry::set_enabled(Key::Probe(self.probe), true)
     }
 
     /// Handler runs so far.
     pub fn hits(&self) -> u64 {
-        registry::with_probe(self.probe, |p| p.hits.sum()).unwrap_or(0)
+        registry::with_probe(Key::Probe(self.probe), |p| p.hits.sum()).unwrap_or(0)
     }
 }
 
@@ -132,7 +132,7 @@ pub(crate) fn detach_registrations(mut list: KVec<Registration>) {
         return;
     }
     for r in list.as_slice() {
-        let _ = handles.push(r.probe, GFP_KERNEL);
+        let _ = handles.push(Key::Probe(r.probe), GFP_KERNEL);
     }
     registry::detach(handles.as_slice());
     for r in list.as_mut_slice() {
@@ -144,7 +144,7 @@ pub(crate) fn detach_registrations(mut list: KVec<Registration>) {
 impl Drop for Registration {
     fn drop(&mut self) {
         if !self.probe.is_null() {
-            registry::detach(&[self.probe]);
+            registry::detach(&[Key::Probe(self.probe)]);
         }
         // The probe is gone and its handler can no longer run.
         drop(self.handler.take());

@@ -5,7 +5,7 @@
 
 use crate::fixed_str::FixedStr;
 use crate::probe::{self, Probe, RawHandler, Spec, State};
-use crate::registry;
+use crate::registry::{self, Key};
 use crate::{control, sys, tramp};
 use core::ffi::{c_char, c_int, c_ulong, c_void, CStr};
 use core::ptr;
@@ -23,7 +23,22 @@ pub(crate) struct OptprobeDesc {
     handler: Option<RawHandler>,
     post_handler: Option<RawHandler>,
     data: *mut c_void,
-    probe: *mut Probe,
+    probe: Handle,
+}
+
+/// `struct optprobe *` as callers hold it: the probe's id, never reused, so a
+/// stale handle can never name a newer probe at a recycled address. Odd, so
+/// it is never a valid pointer either.
+type Handle = *mut c_void;
+
+fn handle_of(probe: &Probe) -> Handle {
+    // CAST: an opaque token, never dereferenced.
+    ((probe.id << 1) | 1) as usize as Handle
+}
+
+fn key(handle: Handle) -> Key {
+    // CAST: the token handle_of made (any other value matches no probe).
+    Key::Id((handle as usize as u64) >> 1)
 }
 
 /// Read a C string argument, refusing over-long ones.
@@ -125,7 +140,9 @@ pub(crate) unsafe extern "C" fn optprobe_register_batch(descs: *mut OptprobeDesc
     match registry::attach(specs.as_slice()) {
         Ok(handles) => {
             for (desc, h) in descs.iter_mut().zip(handles.as_slice()) {
-                desc.probe = *h;
+                // SAFETY: a live probe just attached; the registry lock is
+                // not held, but `id` never changes after attach.
+                desc.probe = handle_of(unsafe { &**h });
             }
             0
         }
@@ -139,8 +156,8 @@ pub(crate) unsafe extern "C" fn optprobe_register_batch(descs: *mut OptprobeDesc
 ///
 /// `probe` is a handle from optprobe_register*.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn optprobe_unregister(probe: *mut Probe) {
-    registry::detach(&[probe]);
+pub(crate) unsafe extern "C" fn optprobe_unregister(probe: Handle) {
+    registry::detach(&[key(probe)]);
 }
 
 /// C ABI: unregister `n` probes in one batch.
@@ -149,43 +166,57 @@ pub(crate) unsafe extern "C" fn optprobe_unregister(probe: *mut Probe) {
 ///
 /// `probes` points to `n` handles from optprobe_register*.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn optprobe_unregister_batch(probes: *mut *mut Probe, n: u32) {
+pub(crate) unsafe extern "C" fn optprobe_unregister_batch(probes: *mut Handle, n: u32) {
     if probes.is_null() {
         return;
     }
     // SAFETY: per the C ABI contract.
-    registry::detach(unsafe { core::slice::from_raw_parts(probes, n as usize) });
+    let handles = unsafe { core::slice::from_raw_parts(probes, n as usize) };
+    let mut keys = KVec::new();
+    if keys.reserve(handles.len(), GFP_KERNEL).is_err() {
+        // Out of memory: one at a time.
+        for &h in handles {
+            registry::detach(&[key(h)]);
+        }
+        return;
+    }
+    for &h in handles {
+        // Capacity reserved above: cannot fail.
+        let _ = keys.push(key(h), GFP_KERNEL);
+    }
+    registry::detach(keys.as_slice());
 }
 
 /// C ABI: disable a probe; the probed text is restored. 0 or -errno.
 #[no_mangle]
-pub(crate) extern "C" fn optprobe_disable(probe: *mut Probe) -> c_int {
-    registry::set_enabled(probe, false).err().map_or(0, |e| e.to_errno())
+pub(crate) extern "C" fn optprobe_disable(probe: Handle) -> c_int {
+    registry::set_enabled(key(probe), false).err().map_or(0, |e| e.to_errno())
 }
 
 /// C ABI: enable a disabled probe (optimized again if it can be). 0 or -errno.
 #[no_mangle]
-pub(crate) extern "C" fn optprobe_enable(probe: *mut Probe) -> c_int {
-    registry::set_enabled(probe, true).err().map_or(0, |e| e.to_errno())
+pub(crate) extern "C" fn optprobe_enable(probe: Handle) -> c_int {
+    registry::set_enabled(key(probe), true).err().map_or(0, |e| e.to_errno())
 }
 
 /// C ABI: handler runs so far; 0 for an unknown probe.
 #[no_mangle]
-pub(crate) extern "C" fn optprobe_hits(probe: *mut Probe) -> c_ulong {
+pub(crate) extern "C" fn optprobe_hits(probe: Handle) -> c_ulong {
     // CAST: counts fit in an unsigned long on arm64.
-    registry::with_probe(probe, |p| p.hits.sum() as c_ulong).unwrap_or(0)
+    registry::with_probe(key(probe), |p| p.hits.sum() as c_ulong).unwrap_or(0)
 }
 
 /// C ABI: hits skipped because another probe was active on the CPU.
 #[no_mangle]
-pub(crate) extern "C" fn optprobe_missed(probe: *mut Probe) -> c_ulong {
-    registry::with_probe(probe, |p| p.kp.nmissed as c_ulong).unwrap_or(0)
+pub(crate) extern "C" fn optprobe_missed(probe: Handle) -> c_ulong {
+    registry::with_probe(key(probe), |p| p.kp.nmissed as c_ulong).unwrap_or(0)
 }
 
 /// C ABI: `enum optprobe_state` of a probe, or `-EINVAL` for an unknown one.
 #[no_mangle]
-pub(crate) extern "C" fn optprobe_state(probe: *mut Probe) -> c_int {
-    registry::with_probe(probe, |p| match (p.disabled, p.state) {
+pub(crate) extern "C" fn optprobe_state(probe: Handle) -> c_int {
+    registry::with_probe(key(probe), |p| match (p.disabled, p.state) {
+        _ if p.gone => 3,
         (true, _) => 2,
         (false, State::Optimized) => 1,
         (false, State::Kprobe) => 0,
@@ -195,10 +226,9 @@ pub(crate) extern "C" fn optprobe_state(probe: *mut Probe) -> c_int {
 
 /// C ABI: why a probe is not optimized, or NULL when it is.
 #[no_mangle]
-pub(crate) extern "C" fn optprobe_reason(probe: *mut Probe) -> *const c_char {
-    // The reason buffer lives in the probe, which the caller owns until it
-    // unregisters; the pointer stays valid that long.
-    registry::with_probe(probe, |p| match p.state {
+pub(crate) extern "C" fn optprobe_reason(probe: Handle) -> *const c_char {
+    // Reasons are static strings: valid after unregister too.
+    registry::with_probe(key(probe), |p| match p.state {
         State::Optimized => ptr::null(),
         State::Kprobe => p.reason.as_ptr(),
     })

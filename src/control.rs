@@ -15,8 +15,8 @@
 
 /// Longest accepted command line, newline excluded.
 pub const MAX_LINE: usize = 256;
-/// Longest probe name.
-pub const MAX_NAME: usize = 32;
+/// Longest probe name: kprobe_events' `MAX_EVENT_NAME_LEN` (64).
+pub const MAX_NAME: usize = 64;
 /// Longest symbol name (kernel symbols are shorter than `KSYM_NAME_LEN`).
 pub const MAX_SYMBOL: usize = 128;
 
@@ -94,7 +94,7 @@ impl ParseError {
             ParseError::TooLong => "command longer than 256 bytes",
             ParseError::MixedCommands => "one write may add or remove probes, not both",
             ParseError::UnknownCommand => "command must start with 'p' or '-:'",
-            ParseError::BadName => "name must be 1-32 characters of [A-Za-z0-9_], not starting with a digit",
+            ParseError::BadName => "name must be 1-64 characters of [A-Za-z0-9_], not starting with a digit",
             ParseError::MissingTarget => "missing SYMBOL[+OFFS] or 0xADDR",
             ParseError::TrailingGarbage => "unexpected text after the target",
             ParseError::BadSymbol => "symbol must be 1-128 characters of [A-Za-z0-9_.]",
@@ -245,6 +245,24 @@ pub fn check_write(input: &[u8]) -> Result<(WriteKind, usize), (usize, ParseErro
         Some(k) => Ok((k, count)),
         None => Err((1, ParseError::Empty)),
     }
+}
+
+/// How much of `piece` to run now. A write over a page reaches the control
+/// file in pieces of at most a page, cut anywhere; `full` says this piece
+/// filled a page, so the write may go on. Then an unfinished last line is
+/// left (its bytes are carried into the next piece); otherwise the piece is
+/// the end of the write and all of it runs, a last line without a newline
+/// too. Fails when the part left over cannot be one line.
+pub fn split_piece(piece: &[u8], full: bool) -> Result<usize, ParseError> {
+    let run = match piece.iter().rposition(|c| *c == b'\n') {
+        _ if !full => piece.len(),
+        Some(nl) => nl + 1,
+        None => 0,
+    };
+    if piece.len() - run > MAX_LINE {
+        return Err(ParseError::TooLong);
+    }
+    Ok(run)
 }
 
 /// Split the `probes=` module parameter into commands (separated by `;`).

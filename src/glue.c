@@ -18,9 +18,15 @@
 #include <linux/sched.h>
 #include <linux/cpu.h>
 #include <asm/memory.h>
+#include <asm/cpufeature.h>
 #include <asm/sections.h>
 #include <asm/patching.h>
 #include <linux/kallsyms.h>
+#include <linux/irq_work.h>
+#include <linux/workqueue.h>
+#include <linux/set_memory.h>
+#include <linux/delay.h>
+#include <linux/string.h>
 #include "glue.h"
 #include "../include/optprobe.h"
 
@@ -48,6 +54,10 @@ int optprobe_cpu_possible(int cpu) { return cpu_possible(cpu); }
 unsigned long optprobe_vmalloc_end(void) { return VMALLOC_END; }
 unsigned long optprobe_modules_vaddr(void) { return MODULES_VADDR; }
 unsigned long optprobe_page_size(void) { return PAGE_SIZE; }
+void optprobe_pin_module(void) { __module_get(THIS_MODULE); }
+void optprobe_unpin_module(void) { module_put(THIS_MODULE); }
+bool optprobe_has_pan(void) { return cpus_have_final_cap(ARM64_HAS_PAN); }
+bool optprobe_uses_prio_masking(void) { return system_uses_irq_prio_masking(); }
 bool optprobe_has_syslog(void) { return has_capability_noaudit(current, CAP_SYSLOG); }
 
 /*
@@ -74,6 +84,13 @@ void *optprobe_call_vmalloc_range(void *fn, unsigned long start, unsigned long e
 			VM_FLUSH_RESET_PERMS, NUMA_NO_NODE,
 			__builtin_return_address(0));
 }
+/* set_memory_rox() for one page: an inline over two unexported functions. */
+int optprobe_call_set_memory_rox(void *ro, void *x, unsigned long addr)
+{
+	int ret = ((typeof(&set_memory_ro))ro)(addr, 1);
+
+	return ret ? ret : ((typeof(&set_memory_x))x)(addr, 1);
+}
 struct kprobe *optprobe_call_get_kprobe(void *fn, void *addr)
 {
 	return ((typeof(&get_kprobe))fn)(addr);
@@ -88,12 +105,84 @@ bool optprobe_within_module(unsigned long addr, struct module *mod)
 {
 	return within_module(addr, mod);
 }
+bool optprobe_within_module_init(unsigned long addr, struct module *mod)
+{
+	return within_module_init(addr, mod);
+}
+
+/*
+ * Fallback to BRK when a kprobe with a post-handler joins an optimized
+ * address (src/hit.rs): the hit path queues an irq_work (safe in any
+ * context), which queues a work item, which takes the registry lock.
+ */
+static void optprobe_fallback_workfn(struct work_struct *work)
+{
+	optprobe_fallback_work();
+}
+static DECLARE_WORK(optprobe_fallback_work_item, optprobe_fallback_workfn);
+
+static void optprobe_fallback_irq(struct irq_work *work)
+{
+	schedule_work(&optprobe_fallback_work_item);
+}
+static DEFINE_IRQ_WORK(optprobe_fallback_irq_work, optprobe_fallback_irq);
+
+void optprobe_request_fallback(void)
+{
+	irq_work_queue(&optprobe_fallback_irq_work);
+}
+NOKPROBE_SYMBOL(optprobe_request_fallback);
+
+/* Module exit: no fallback queued or running any more. */
+void optprobe_fallback_sync(void)
+{
+	irq_work_sync(&optprobe_fallback_irq_work);
+	cancel_work_sync(&optprobe_fallback_work_item);
+}
 
 /* The hit path: trampoline -> callback -> pre-handler -> handler dispatch. */
 NOKPROBE_SYMBOL(optprobe_callback);
 NOKPROBE_SYMBOL(optprobe_kp_pre_handler);
 NOKPROBE_SYMBOL(optprobe_rust_dispatch);
 static_assert(KSYM_SYMBOL_LEN <= OPTPROBE_SYMBOL_BUF);
+
+#ifdef OPTPROBE_TEST_HOOKS
+/*
+ * Test-only delay points (src/test_hooks.rs): delay_at=POINT, delay_ms=N.
+ * Absent from the default build.
+ */
+static char optprobe_delay_at[32];
+module_param_string(delay_at, optprobe_delay_at, sizeof(optprobe_delay_at), 0600);
+MODULE_PARM_DESC(delay_at, "test builds: the point to sleep at");
+static unsigned int optprobe_delay_ms;
+module_param_named(delay_ms, optprobe_delay_ms, uint, 0600);
+MODULE_PARM_DESC(delay_ms, "test builds: how long to sleep there (ms)");
+
+/*
+ * patch_fail_after=N: every text-patch batch writes only its first N entries
+ * and then fails, as aarch64_insn_patch_text() does when a write fails
+ * (earlier entries stay written). -1: off.
+ */
+static int optprobe_patch_fail_after = -1;
+module_param_named(patch_fail_after, optprobe_patch_fail_after, int, 0600);
+MODULE_PARM_DESC(patch_fail_after, "test builds: fail text patching after N entries (-1: off)");
+
+int optprobe_test_patch_limit(void)
+{
+	return READ_ONCE(optprobe_patch_fail_after);
+}
+
+void optprobe_test_delay(const char *point)
+{
+	unsigned int ms = READ_ONCE(optprobe_delay_ms);
+
+	if (!ms || !sysfs_streq(optprobe_delay_at, point))
+		return;
+	pr_info("optprobe: test hook: %u ms at %s\n", ms, point);
+	msleep(ms);
+	pr_info("optprobe: test hook: %s done\n", point);
+}
+#endif
 
 /* selftest=1: exercise the Rust API at load (see rust_api_selftest). */
 bool optprobe_selftest_param;
@@ -105,10 +194,15 @@ char optprobe_probes_param[1024];
 module_param_string(probes, optprobe_probes_param, sizeof(optprobe_probes_param), 0400);
 MODULE_PARM_DESC(probes, "probes to attach at load, ';'-separated: p[:NAME] SYMBOL[+OFFS]");
 
-static ssize_t control_store(struct kobject *kobj, struct kobj_attribute *attr,
-			     const char *buf, size_t count)
+/*
+ * A bin attribute, so writes of any size arrive (in pieces of at most a page,
+ * each with its offset and file) instead of failing over a page.
+ */
+static ssize_t control_write(struct file *file, struct kobject *kobj,
+			     struct bin_attribute *attr, char *buf, loff_t off,
+			     size_t count)
 {
-	return optprobe_sysfs_control_store(buf, count);
+	return optprobe_sysfs_control_write(file, buf, off, count, count == PAGE_SIZE);
 }
 
 static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr, char *buf)
@@ -125,18 +219,21 @@ static ssize_t probes_read(struct file *file, struct kobject *kobj,
 }
 
 /* Root only: writing attaches code to the kernel; the listing has addresses. */
-static struct kobj_attribute control_attr = __ATTR(control, 0200, NULL, control_store);
+static struct bin_attribute control_attr = {
+	.attr = { .name = "control", .mode = 0200 },
+	.write = control_write,
+};
 static struct kobj_attribute stats_attr = __ATTR(stats, 0400, stats_show, NULL);
 static struct bin_attribute probes_attr = {
 	.attr = { .name = "probes", .mode = 0400 },
 	.read = probes_read,
 };
 static struct attribute *optprobe_attrs[] = {
-	&control_attr.attr,
 	&stats_attr.attr,
 	NULL,
 };
 static struct bin_attribute *optprobe_bin_attrs[] = {
+	&control_attr,
 	&probes_attr,
 	NULL,
 };

@@ -34,21 +34,37 @@ unsigned long optprobe_call_kallsyms_lookup_name(void *fn, const char *name);
 int optprobe_call_patch_text(void *fn, void **addrs, u32 *insns, int cnt);
 void *optprobe_call_insn_copy(void *fn, void *dst, void *src, size_t len);
 void *optprobe_call_vmalloc_range(void *fn, unsigned long start, unsigned long end);
+int optprobe_call_set_memory_rox(void *ro, void *x, unsigned long addr);
 struct kprobe *optprobe_call_get_kprobe(void *fn, void *addr);
 int optprobe_call_lookup_size_offset(void *fn, unsigned long addr,
 				     unsigned long *size, unsigned long *offset);
 bool optprobe_within_module(unsigned long addr, struct module *mod);
+bool optprobe_within_module_init(unsigned long addr, struct module *mod);
 unsigned long optprobe_page_size(void);
+bool optprobe_has_pan(void);
+void optprobe_pin_module(void);
+void optprobe_unpin_module(void);
+bool optprobe_uses_prio_masking(void);
 const struct attribute_group *optprobe_attr_group(void);
 bool optprobe_has_syslog(void);
+
+void optprobe_request_fallback(void);
+void optprobe_fallback_sync(void);
 
 /* Rust entry points used by glue.c (and blacklisted from kprobes there). */
 int optprobe_kp_pre_handler(struct kprobe *kp, struct pt_regs *regs);
 void optprobe_rust_dispatch(void *data, struct pt_regs *regs);
 void optprobe_callback(void *probe, struct pt_regs *regs);
-long optprobe_sysfs_control_store(const char *buf, unsigned long count);
+void optprobe_fallback_work(void);
+struct file;
+long optprobe_sysfs_control_write(struct file *file, const char *buf, long long off,
+				  unsigned long count, bool full);
 long optprobe_sysfs_probes_read(char *buf, long long offset, unsigned long count);
 long optprobe_sysfs_stats_show(char *buf, unsigned long size);
+
+/* Test builds only (OPTPROBE_TEST_HOOKS=1): sleep at a named point. */
+void optprobe_test_delay(const char *point);
+int optprobe_test_patch_limit(void);
 
 extern char optprobe_probes_param[];
 extern bool optprobe_selftest_param;

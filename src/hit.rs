@@ -24,6 +24,7 @@ use crate::bindings;
 use crate::probe::Probe;
 use core::ffi::{c_int, c_ulong, c_void};
 use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// `KPROBE_HIT_ACTIVE` from arch/arm64/include/asm/kprobes.h.
 const KPROBE_HIT_ACTIVE: u32 = 0x0000_0001;
@@ -43,7 +44,8 @@ pub(crate) unsafe extern "C" fn optprobe_kp_pre_handler(kp: *mut bindings::kprob
     // embedded in live Probes (type invariant).
     unsafe {
         (*probe).hits.inc();
-        if let Some(handler) = (*probe).handler {
+        // Volatile: an orphaned probe's handler is cleared on another CPU.
+        if let Some(handler) = ptr::read_volatile(ptr::addr_of!((*probe).handler)) {
             handler((*probe).data, regs);
         }
     }
@@ -66,7 +68,7 @@ pub(crate) unsafe extern "C" fn optprobe_kp_post_handler(
     let probe = kp.cast::<Probe>();
     // SAFETY: as in optprobe_kp_pre_handler.
     unsafe {
-        if let Some(post) = (*probe).post_handler {
+        if let Some(post) = ptr::read_volatile(ptr::addr_of!((*probe).post_handler)) {
             post((*probe).data, regs);
         }
     }
@@ -91,22 +93,22 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
     unsafe {
         let s = (*probe).syms;
         bindings::optprobe_preempt_disable();
+        // register_kprobe() points kp.list at itself; only when another
+        // kprobe shares the address does the kernel move ours into an
+        // aggregate, whose pre-handler runs them all. Skip the hash lookup
+        // in the common, unshared case.
+        let own = ptr::addr_of_mut!((*probe).kp);
+        let list = ptr::addr_of_mut!((*own).list);
+        let kp = if ptr::read_volatile(ptr::addr_of!((*list).next)) == list {
+            own
+        } else {
+            bindings::optprobe_call_get_kprobe(s.get_kprobe, (*probe).addr as *mut c_void)
+        };
         let current = bindings::optprobe_this_cpu_ptr(s.current_kprobe).cast::<*mut bindings::kprobe>();
         if !(*current).is_null() {
-            // Wrapping: no overflow-check panic may sit on the hit path.
-            (*probe).kp.nmissed = (*probe).kp.nmissed.wrapping_add(1);
+            // As kprobes_inc_nmissed_count(): on every kprobe at the address.
+            inc_nmissed(if kp.is_null() { own } else { kp }, own);
         } else {
-            // register_kprobe() points kp.list at itself; only when another
-            // kprobe shares the address does the kernel move ours into an
-            // aggregate, whose pre-handler runs them all. Skip the hash
-            // lookup in the common, unshared case.
-            let own = ptr::addr_of_mut!((*probe).kp);
-            let list = ptr::addr_of_mut!((*own).list);
-            let kp = if ptr::read_volatile(ptr::addr_of!((*list).next)) == list {
-                own
-            } else {
-                bindings::optprobe_call_get_kprobe(s.get_kprobe, (*probe).addr as *mut c_void)
-            };
             let disabled = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
             if !kp.is_null() && (*kp).flags & disabled == 0 {
                 *current = kp;
@@ -118,10 +120,75 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
                 if let Some(pre) = (*kp).pre_handler {
                     pre(kp, regs);
                 }
+                // A kprobe with a post-handler joined the address after we
+                // optimized it (the core's aggregate then has one): this
+                // path cannot run it. Count the hit missed on each kprobe
+                // that has one, and have a worker put the BRK back.
+                if kp != own && ptr::read_volatile(ptr::addr_of!((*kp).post_handler)).is_some() {
+                    inc_nmissed_post(kp);
+                    bindings::optprobe_request_fallback();
+                }
                 *current = ptr::null_mut();
             }
         }
         bindings::optprobe_preempt_enable();
+    }
+}
+
+/// Count a missed hit on `kp` or, when `kp` is an aggregate (not our own
+/// kprobe), on every kprobe in its list, as `kprobes_inc_nmissed_count()`
+/// does. Atomic: several CPUs can miss at once. No overflow check: wraps.
+///
+/// # Safety
+///
+/// `kp` is the live kprobe hashed at the probe's address and `own` our own
+/// kprobe; called with preemption disabled (RCU read side for the list).
+#[inline(always)]
+unsafe fn inc_nmissed(kp: *mut bindings::kprobe, own: *mut bindings::kprobe) {
+    // SAFETY: `nmissed` is an aligned `unsigned long` (u64 on arm64) that
+    // other CPUs only update atomically or, in the core, under the same rule.
+    let bump = |k: *mut bindings::kprobe| unsafe {
+        AtomicU64::from_ptr(ptr::addr_of_mut!((*k).nmissed).cast::<u64>()).fetch_add(1, Ordering::Relaxed);
+    };
+    if kp == own {
+        bump(own);
+        return;
+    }
+    // CAST: `list` links the aggregate's kprobes (container_of).
+    let offset = core::mem::offset_of!(bindings::kprobe, list);
+    // SAFETY: per the function's contract; the list is RCU-protected and we
+    // run with preemption disabled.
+    unsafe {
+        let head = ptr::addr_of_mut!((*kp).list);
+        let mut pos = ptr::read_volatile(ptr::addr_of!((*head).next));
+        while !pos.is_null() && pos != head {
+            bump(pos.cast::<u8>().wrapping_sub(offset).cast::<bindings::kprobe>());
+            pos = ptr::read_volatile(ptr::addr_of!((*pos).next));
+        }
+    }
+}
+
+/// Count a missed hit on every kprobe of aggregate `kp` that has a
+/// post-handler: the optimized path ran its pre-handler but cannot run that.
+///
+/// # Safety
+///
+/// As for [`inc_nmissed`]; `kp` is an aggregate.
+#[inline(always)]
+unsafe fn inc_nmissed_post(kp: *mut bindings::kprobe) {
+    // CAST: `list` links the aggregate's kprobes (container_of).
+    let offset = core::mem::offset_of!(bindings::kprobe, list);
+    // SAFETY: per the function's contract.
+    unsafe {
+        let head = ptr::addr_of_mut!((*kp).list);
+        let mut pos = ptr::read_volatile(ptr::addr_of!((*head).next));
+        while !pos.is_null() && pos != head {
+            let k = pos.cast::<u8>().wrapping_sub(offset).cast::<bindings::kprobe>();
+            if ptr::read_volatile(ptr::addr_of!((*k).post_handler)).is_some() {
+                AtomicU64::from_ptr(ptr::addr_of_mut!((*k).nmissed).cast::<u64>()).fetch_add(1, Ordering::Relaxed);
+            }
+            pos = ptr::read_volatile(ptr::addr_of!((*pos).next));
+        }
     }
 }
 

@@ -22,6 +22,15 @@ pub const EINVAL: i32 = 22;
 pub const NOP: u32 = 0xd503_201f;
 /// `BRK #0x004`, the kprobes breakpoint (`BRK64_OPCODE_KPROBES`).
 pub const BRK_KPROBES: u32 = 0xd420_0080;
+/// `MRS X2, PAN` (S3_0_C4_C2_3): PSTATE.PAN at its SPSR position (bit 22).
+pub const MRS_X2_PAN: u32 = 0xd538_4262;
+/// `MRS X2, ICC_PMR_EL1` (S3_0_C4_C6_0): the GICv3 priority mask.
+pub const MRS_X2_ICC_PMR_EL1: u32 = 0xd538_4602;
+/// `ORR X1, X1, X2`.
+pub const ORR_X1_X1_X2: u32 = 0xaa02_0021;
+/// `BRK #0x100`, the kernel's fault breakpoint (`AARCH64_BREAK_FAULT`): an
+/// unconditional "this must never run" trap, never taken for a kprobe.
+pub const BRK_FAULT: u32 = 0xd420_2000;
 /// Fixed bits of `B imm26` (C6.2.33).
 const B_OPCODE: u32 = 0x1400_0000;
 /// Field mask of imm26.
@@ -58,18 +67,27 @@ pub enum Reject {
 }
 
 impl Reject {
-    /// Short, stable text for listings and logs.
-    pub const fn as_str(self) -> &'static str {
+    /// Short, stable text for listings and logs, as a C string: the C ABI
+    /// hands it out (`optprobe_reason`), so it must be static.
+    pub const fn as_cstr(self) -> &'static core::ffi::CStr {
         match self {
-            Reject::BtiLandingPad => "BTI landing pad",
-            Reject::Hint => "hint instruction",
-            Reject::Exception => "exception-generating instruction",
-            Reject::ExceptionReturn => "exception return",
-            Reject::IndirectCall => "indirect call (BLR)",
-            Reject::SystemRegisterWrite => "system register write (MSR)",
-            Reject::Exclusive => "exclusive or ordered load/store",
-            Reject::MemoryCopySet => "memory copy/set (MOPS)",
-            Reject::Unallocated => "unallocated or unsupported encoding",
+            Reject::BtiLandingPad => c"BTI landing pad",
+            Reject::Hint => c"hint instruction",
+            Reject::Exception => c"exception-generating instruction",
+            Reject::ExceptionReturn => c"exception return",
+            Reject::IndirectCall => c"indirect call (BLR)",
+            Reject::SystemRegisterWrite => c"system register write (MSR)",
+            Reject::Exclusive => c"exclusive or ordered load/store",
+            Reject::MemoryCopySet => c"memory copy/set (MOPS)",
+            Reject::Unallocated => c"unallocated or unsupported encoding",
+        }
+    }
+
+    /// [`Reject::as_cstr`] as `str`.
+    pub const fn as_str(self) -> &'static str {
+        match self.as_cstr().to_str() {
+            Ok(s) => s,
+            Err(_) => "?",
         }
     }
 }
@@ -262,6 +280,65 @@ pub fn decode_b_target(pc: u64, word: u32) -> Option<u64> {
 pub fn is_frame_setup(word: u32) -> bool {
     // ADD X29, SP, #imm12 (shift 0), which includes MOV X29, SP.
     word & 0xffc0_03ff == 0x9100_03fd
+}
+
+/// Does this word store the frame record, `STP X29, X30, [SP, #imm]` (signed
+/// offset) or `STP X29, X30, [SP, #imm]!` (pre-index)?
+pub fn is_frame_record_store(word: u32) -> bool {
+    // Rt = x29, Rt2 = x30, Rn = sp; imm7 (bits 21:15) free.
+    let fixed = word & 0xffc0_7fff;
+    fixed == 0xa980_7bfd || fixed == 0xa900_7bfd
+}
+
+/// May this word write x29? Fail closed: true unless the encoding says it
+/// does not (stores leave Rt alone, branches have no destination register).
+pub fn may_write_x29(word: u32) -> bool {
+    const FP: u32 = 29;
+    let rt = word & 0x1f;
+    let rn = (word >> 5) & 0x1f;
+    let rt2 = (word >> 10) & 0x1f;
+    // Branches, exception generation, system: only MRS and SYSL write Rt.
+    if word & 0x1c00_0000 == 0x1400_0000 {
+        let mrs = word & 0xfff0_0000 == 0xd530_0000;
+        let sysl = word & 0xfff8_0000 == 0xd528_0000;
+        return (mrs || sysl) && rt == FP;
+    }
+    // Loads and stores.
+    if word & 0x0a00_0000 == 0x0800_0000 {
+        let pair = word & 0x3a00_0000 == 0x2800_0000;
+        if pair {
+            let load = word & (1 << 22) != 0;
+            let writeback = matches!((word >> 23) & 3, 1 | 3);
+            return (load && (rt == FP || rt2 == FP)) || (writeback && rn == FP);
+        }
+        // Single register, immediate or register offset, general registers.
+        let single = word & 0x3800_0000 == 0x3800_0000;
+        if single && word & (1 << 26) == 0 {
+            let store = (word >> 22) & 3 == 0;
+            let writeback = word & (1 << 24) == 0 && word & (1 << 21) == 0 && matches!((word >> 10) & 3, 1 | 3);
+            return (!store && rt == FP) || (writeback && rn == FP);
+        }
+        // Anything else (exclusives, SIMD&FP, literal): Rt, or worse.
+        return rt == FP || rn == FP;
+    }
+    // Data processing: Rd.
+    rt == FP
+}
+
+/// Does this word end straight-line execution: `B`, `BR`, `RET`, `ERET`
+/// and their authenticated forms? What follows is reached only by branches.
+/// Calls (`BL`, `BLR`) return and do not end it.
+pub fn ends_straight_line(word: u32) -> bool {
+    let b = word & 0xfc00_0000 == 0x1400_0000;
+    // Unconditional branch (register): opc (bits 24:21) 0001 is BLR.
+    let branch_reg = word & 0xfe00_0000 == 0xd600_0000 && (word >> 21) & 0xf != 1;
+    b || branch_reg
+}
+
+/// Is this word an indirect jump (`BR` and its authenticated forms), whose
+/// targets a scan cannot know?
+pub fn is_indirect_jump(word: u32) -> bool {
+    word & 0xfe00_0000 == 0xd600_0000 && (word >> 21) & 0xf == 0
 }
 
 // --- Relocation --------------------------------------------------------------

@@ -30,3 +30,16 @@ pub(crate) fn push_or_return<T>(v: &mut KVec<T>, value: T) -> core::result::Resu
     let _ = v.push(value, GFP_KERNEL);
     Ok(())
 }
+
+/// Empty `v`, keeping its capacity. For `Copy` elements: nothing to drop.
+pub(crate) fn clear_copy<T: Copy>(v: &mut KVec<T>) {
+    // SAFETY: 0 <= len, and `Copy` elements need no drop.
+    unsafe { v.set_len(0) };
+}
+
+/// Drop every element of `v`, keeping its capacity.
+pub(crate) fn clear<T>(v: &mut KVec<T>) {
+    while let Some(last) = v.len().checked_sub(1) {
+        drop(swap_remove(v, last));
+    }
+}

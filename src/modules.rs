@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Module unload safety: a module notifier that removes the probes inside a
-//! module that is going away, before the kprobes core's own notifier marks
-//! them gone. Calls `sysfs` and `registry`.
+//! Module state changes, ahead of the kprobes core's own notifier: at LIVE the
+//! probes in the module's init text (about to be freed) are retired and
+//! listed as gone; at GOING the probes inside the module are removed. Calls
+//! `sysfs` and `registry`.
 
+use crate::probe::Probe;
 use crate::{bindings, registry, sysfs};
 use core::ffi::{c_int, c_ulong, c_void};
 use kernel::error::Error;
@@ -16,10 +18,23 @@ unsafe extern "C" fn optprobe_module_notify(
     action: c_ulong,
     data: *mut c_void,
 ) -> c_int {
+    let module = data.cast::<bindings::module>();
+    if action == bindings::module_state_MODULE_STATE_LIVE as c_ulong {
+        // The module's init text is freed next. kprobes kills the kprobes
+        // in it (after us: lower priority); retire ours first.
+        if let Ok(reg) = registry::registry() {
+            // SAFETY: `module` is live for the notifier's duration.
+            let in_init = |addr: usize| unsafe { bindings::optprobe_within_module_init(addr as c_ulong, module) };
+            let n = reg.lock().retire_where(c"gone: module init text freed", |p| in_init(p.addr));
+            if n > 0 {
+                pr_info!("retired {} probe(s) in init text of a module going live\n", n);
+            }
+        }
+        return bindings::NOTIFY_DONE as c_int;
+    }
     if action != bindings::module_state_MODULE_STATE_GOING as c_ulong {
         return bindings::NOTIFY_DONE as c_int;
     }
-    let module = data.cast::<bindings::module>();
     // SAFETY: `module` is live for the notifier's duration.
     let inside = |addr: usize| unsafe { bindings::optprobe_within_module(addr as c_ulong, module) };
     // Sysfs probes first (they own Registrations), then API probes.
@@ -28,9 +43,21 @@ unsafe extern "C" fn optprobe_module_notify(
         pr_info!("removing {} probe(s) in an unloading module\n", n);
     }
     if let Ok(reg) = registry::registry() {
-        let n = reg.lock().detach_where(|p| inside(p.addr));
+        let mut reg = reg.lock();
+        let n = reg.detach_where(|p| inside(p.addr));
         if n > 0 {
             pr_info!("removed {} API probe(s) in an unloading module\n", n);
+        }
+        // A caller that unloads without unregistering: its handler, post
+        // handler or data would dangle. Remove its probes with it.
+        let owned = |p: &Probe| {
+            p.handler.is_some_and(|h| inside(h as usize))
+                || p.post_handler.is_some_and(|h| inside(h as usize))
+                || inside(p.data as usize)
+        };
+        let n = reg.detach_where(owned);
+        if n > 0 {
+            pr_info!("removed {} probe(s) whose handler or data live in an unloading module\n", n);
         }
     }
     bindings::NOTIFY_DONE as c_int

@@ -28,6 +28,7 @@ mod registry;
 mod selftest;
 mod sys;
 mod sysfs;
+mod test_hooks;
 
 #[allow(
     non_camel_case_types,
@@ -86,11 +87,17 @@ impl kernel::Module for OptprobeModule {
 
 impl Drop for OptprobeModule {
     fn drop(&mut self) {
-        // No new control writes, then no new module events.
+        // No new control writes; then every probe detached while the module
+        // notifier still runs, so a probed module unloading meanwhile is
+        // handled (its probes leave first); then no more module events; and
+        // only then the state the notifier reads is freed.
         drop(self.sysfs.take());
+        sysfs::detach_all();
+        registry::detach_all();
+        test_hooks::delay(test_hooks::Point::ExitWindow);
         drop(self.notifier.take());
-        sysfs::exit();
-        registry::exit();
+        sysfs::free();
+        registry::free();
         pr_info!("unloaded\n");
     }
 }

@@ -18,23 +18,24 @@ use crate::bindings;
 use crate::fixed_str::FixedStr;
 use crate::pool::Pool;
 use crate::tramp::FrameLink;
-use crate::{control, hit, insn, sys, tramp};
-use core::ffi::{c_int, c_void};
-use core::fmt::Write;
+use crate::{control, hit, insn, kvec, sys, test_hooks, tramp};
+use core::ffi::{c_int, c_void, CStr};
+use core::ops::DerefMut;
 use core::ptr;
-use kernel::error::code;
 use kernel::prelude::*;
 
 /// Probes per `stop_machine` batch: bounds how long all CPUs stand still.
 /// Larger requests are split, batch after batch; none is dropped.
 const PATCH_BATCH: usize = 256;
-/// Longest function prefix scanned for the frame-record setup.
-const MAX_PROLOGUE_SCAN: usize = 64;
+/// Longest function prefix (in words) scanned to prove the frame record.
+const MAX_FRAME_SCAN: usize = 4096;
 
 // --- The template, as the assembler laid it out ----------------------------
 
 extern "C" {
     static optprobe_tmpl_start: [u32; 0];
+    static optprobe_tmpl_pan: [u32; 0];
+    static optprobe_tmpl_pmr: [u32; 0];
     static optprobe_tmpl_frame_link: [u32; 0];
     static optprobe_tmpl_orig_insn: [u32; 0];
     static optprobe_tmpl_reloc_lit: [u32; 0];
@@ -50,6 +51,8 @@ pub(crate) fn template() -> (tramp::Layout, &'static [u8]) {
     let at = |label: *const [u32; 0]| label as usize - start;
     let layout = tramp::Layout {
         size: at(ptr::addr_of!(optprobe_tmpl_end)),
+        pan: at(ptr::addr_of!(optprobe_tmpl_pan)),
+        pmr: at(ptr::addr_of!(optprobe_tmpl_pmr)),
         frame_link: at(ptr::addr_of!(optprobe_tmpl_frame_link)),
         orig_insn: at(ptr::addr_of!(optprobe_tmpl_orig_insn)),
         reloc_lit: at(ptr::addr_of!(optprobe_tmpl_reloc_lit)),
@@ -106,6 +109,10 @@ pub(crate) struct Spec {
 ///   `unoptimize`, which frees it only after RCU-tasks (see [`Branch`]).
 /// - `disabled` implies `state == Kprobe`, `slot == 0` and `kp` disabled (the
 ///   original instruction is back in place unless another kprobe shares it).
+/// - `gone` implies `state == Kprobe` and `slot == 0`, and that the text at
+///   `addr` may be freed: nothing reads or writes it again (a probe in a
+///   module's init text once the module is live; the core marks its kprobe
+///   `KPROBE_FLAG_GONE`). Only unregistering is left.
 /// - `syms` is the resolved symbol table: a probe cannot exist before the
 ///   symbols are resolved, so the hit path never checks.
 #[repr(C)]
@@ -120,9 +127,20 @@ pub(crate) struct Probe {
     pub(crate) data: *mut c_void,
     pub(crate) hits: sys::PerCpuCounter,
     pub(crate) state: State,
-    pub(crate) reason: FixedStr<64>,
+    /// Why the probe is not optimized. Static: the C ABI hands it out, and a
+    /// caller may keep it past unregister.
+    pub(crate) reason: &'static CStr,
     slot: usize,
     pub(crate) disabled: bool,
+    pub(crate) gone: bool,
+    /// Never reused: C ABI handles name probes by it (a freed probe's
+    /// address can be a new probe's).
+    pub(crate) id: u64,
+    /// Selected for the registry's next detach batch.
+    pub(crate) doomed: bool,
+    /// Removed by its owner, but its branch could not be removed: kept by
+    /// the registry, handler cleared (see [`Probe::orphan`]).
+    pub(crate) orphaned: bool,
 }
 
 // SAFETY: a probe is shared between the registry (under its mutex) and the
@@ -147,9 +165,13 @@ impl Probe {
                 data: spec.data,
                 hits: sys::PerCpuCounter::new()?,
                 state: State::Kprobe,
-                reason: FixedStr::new(),
+                reason: c"not optimized yet",
                 slot: 0,
                 disabled: false,
+                gone: false,
+                id: 0,
+                doomed: false,
+                orphaned: false,
             },
             GFP_KERNEL,
         )?;
@@ -197,12 +219,49 @@ impl Probe {
             pr_warn!("cannot probe {}: {}\n", describe_target(spec), why);
             return Err(Error::from_errno(ret));
         }
+        self.arm_when_kprobes_rearm();
         Ok(())
     }
 
-    pub(crate) fn set_reason(&mut self, args: core::fmt::Arguments<'_>) {
-        self.reason = FixedStr::new();
-        let _ = self.reason.write_fmt(args);
+    /// After `enable_kprobe`: while every kprobe is disarmed (debugfs
+    /// `kprobes/enabled` = 0), the core enables nothing and leaves the
+    /// kprobe flagged disabled, so re-arming all would skip it forever. A
+    /// kprobe registered enabled then is armed when kprobes are enabled
+    /// again; give ours the same: clear the flag, as `register_kprobe` and
+    /// `register_aggr_kprobe` do, under the core's mutex.
+    pub(crate) fn arm_when_kprobes_rearm(&mut self) {
+        let core = sys::KprobeLock::new();
+        if !core.all_disarmed() {
+            return;
+        }
+        let disabled = bindings::KPROBE_FLAG_DISABLED;
+        self.kp.flags &= !disabled;
+        // SAFETY: a registered address; the aggregate (or our own kprobe) is
+        // stable under kprobe_mutex, which `core` holds.
+        let at = unsafe { bindings::optprobe_call_get_kprobe(self.syms.get_kprobe, self.addr as *mut c_void) };
+        if !at.is_null() {
+            // SAFETY: as above; the core changes flags only under its mutex.
+            unsafe { (*at).flags &= !disabled };
+        }
+    }
+
+    pub(crate) fn set_reason(&mut self, why: &'static CStr) {
+        self.reason = why;
+    }
+
+    /// Keep a probe whose branch could not be removed: its owner is gone, so
+    /// its handler must never run again, but its kprobe, its trampoline and
+    /// the probe itself stay until a retry removes the branch. The caller
+    /// waits for a grace period before telling the owner.
+    pub(crate) fn orphan(&mut self) {
+        // Volatile: the hit path reads these fields on other CPUs.
+        // SAFETY: plain writes of pointer-sized fields of a live probe.
+        unsafe {
+            ptr::write_volatile(ptr::addr_of_mut!(self.handler), None);
+            ptr::write_volatile(ptr::addr_of_mut!(self.post_handler), None);
+        }
+        self.orphaned = true;
+        self.set_reason(c"orphan: branch could not be removed; retried on the next change");
     }
 
     /// Forget the slot without freeing it: used when the branch to it may
@@ -212,19 +271,28 @@ impl Probe {
     }
 }
 
-/// Which frame link a probe at `addr` needs (see asm/template.S).
+/// Which frame link a probe at `addr` needs (see asm/template.S and
+/// `tramp::frame_link_for`): decided from the function's words from its
+/// start up to the probe. Probes further in than [`MAX_FRAME_SCAN`] words,
+/// or when memory is short, get the safe choice, `Entry`.
 fn frame_link(addr: usize) -> FrameLink {
     let Some((start, _size)) = sys::symbol_bounds(addr) else {
         return FrameLink::Entry;
     };
-    let index = ((addr - start) / 4).min(MAX_PROLOGUE_SCAN);
-    let mut words = [0u32; MAX_PROLOGUE_SCAN];
-    let first = addr - index * 4;
-    for (i, word) in words.iter_mut().take(index).enumerate() {
-        // SAFETY: aligned words of the same function, before the probe.
-        *word = unsafe { sys::read_insn(first + i * 4) };
+    let index = (addr - start) / 4;
+    if index > MAX_FRAME_SCAN {
+        return FrameLink::Entry;
     }
-    tramp::frame_link_for(&words[..index], index)
+    let Ok(mut words) = KVec::with_capacity(index, GFP_KERNEL) else {
+        return FrameLink::Entry;
+    };
+    for i in 0..index {
+        // SAFETY: aligned words of the same function, before the probe.
+        let word = unsafe { sys::read_insn(start + i * 4) };
+        // Capacity reserved above: cannot fail.
+        let _ = words.push(word, GFP_KERNEL);
+    }
+    tramp::frame_link_for(words.as_slice(), index)
 }
 
 /// Decide whether `probe` (registered) can be optimized; write its trampoline
@@ -234,7 +302,7 @@ fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe:
     let site = probe.addr;
     let orig_insn = probe.kp.opcode;
     if probe.post_handler.is_some() {
-        probe.set_reason(format_args!("post-handler"));
+        probe.set_reason(c"post-handler");
         return None;
     }
     // SAFETY: get_kprobe on a registered address; we hold no RCU-sensitive
@@ -243,16 +311,16 @@ fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe:
     if !ptr::eq(at_addr, &probe.kp) {
         // SAFETY: `at_addr` is the live aggregate for this address.
         if !at_addr.is_null() && unsafe { (*at_addr).post_handler.is_some() } {
-            probe.set_reason(format_args!("another kprobe here has a post-handler"));
+            probe.set_reason(c"another kprobe here has a post-handler");
             return None;
         }
         if others.iter().any(|p| p.addr == site && p.state == State::Optimized) {
-            probe.set_reason(format_args!("address already optimized by another optprobe"));
+            probe.set_reason(c"address already optimized by another optprobe");
             return None;
         }
     }
     if let insn::Class::Rejected(why) = insn::classify(orig_insn) {
-        probe.set_reason(format_args!("{}", why.as_str()));
+        probe.set_reason(why.as_cstr());
         // Compilers put landing pads and BLRs in every function; anything
         // else refused is unusual enough to name the instruction word.
         if !matches!(why, insn::Reject::BtiLandingPad | insn::Reject::IndirectCall) {
@@ -262,7 +330,7 @@ fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe:
     }
     let (layout, template) = template();
     let Some(slot) = pool.alloc_slot(site, insn::direct_branch_target(orig_insn, site as u64), &layout) else {
-        probe.set_reason(format_args!("no trampoline memory in branch range"));
+        probe.set_reason(c"no trampoline memory in branch range");
         return None;
     };
     let params = tramp::Params {
@@ -272,6 +340,8 @@ fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe:
         probe: probe as *mut Probe as u64,
         callback: hit::optprobe_callback as *const () as u64,
         link: frame_link(site),
+        read_pan: sys::kernel_uses_pan(),
+        read_pmr: sys::uses_irq_prio_masking(),
     };
     let mut image = [0u8; tramp::SLOT_SIZE];
     let branch = tramp::build(&layout, template, &mut image, &params)
@@ -288,61 +358,111 @@ fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe:
             // SAFETY: the slot was never reachable.
             unsafe { pool.free_slot(slot) };
             if e == insn::ERANGE {
-                probe.set_reason(format_args!("target out of range"));
+                probe.set_reason(c"target out of range");
             } else {
-                probe.set_reason(format_args!("cannot relocate instruction ({})", -e));
+                pr_info!("probe at {:#x}: cannot relocate {:#010x} ({})\n", site, orig_insn, -e);
+                probe.set_reason(c"cannot relocate instruction");
             }
             None
         }
     }
 }
 
+/// Buffers for text-patch batches, reserved ahead by the registry for every
+/// probe it holds, so that unoptimize (and so detach) never allocates.
+pub(crate) struct Scratch {
+    addrs: KVec<*mut c_void>,
+    insns: KVec<u32>,
+    which: KVec<usize>,
+}
+
+impl Scratch {
+    pub(crate) fn new() -> Self {
+        Self { addrs: KVec::new(), insns: KVec::new(), which: KVec::new() }
+    }
+
+    /// Make room for batches of `n` probes.
+    pub(crate) fn reserve(&mut self, n: usize) -> Result {
+        self.clear();
+        self.addrs.reserve(n, GFP_KERNEL)?;
+        self.insns.reserve(n, GFP_KERNEL)?;
+        self.which.reserve(n, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        kvec::clear_copy(&mut self.addrs);
+        kvec::clear_copy(&mut self.insns);
+        kvec::clear_copy(&mut self.which);
+    }
+
+    /// Queue `insn` for `addr`, remembering batch index `i`. Within the
+    /// reserved capacity this cannot fail.
+    fn push(&mut self, addr: usize, insn: u32, i: usize) -> Result {
+        self.addrs.push(addr as *mut c_void, GFP_KERNEL)?;
+        self.insns.push(insn, GFP_KERNEL)?;
+        self.which.push(i, GFP_KERNEL)?;
+        Ok(())
+    }
+}
+
 /// Optimize every probe in `batch` that is eligible: trampolines first, then
 /// the BRK -> `b` swap in `stop_machine` batches of at most [`PATCH_BATCH`].
 /// `others`: the registry's probes not in `batch`.
-pub(crate) fn optimize(pool: &mut Pool, others: &[KBox<Probe>], batch: &mut [&mut Probe]) -> Result {
+///
+/// A batch that fails part-way (`aarch64_insn_patch_text` stops at the first
+/// failing write; earlier writes are live) is judged probe by probe from the
+/// text: a probe whose branch is there is optimized, the others keep their
+/// BRK and get their never-reached trampolines back.
+pub(crate) fn optimize(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>], batch: &mut [&mut Probe]) {
+    // The core arms and disarms under kprobe_mutex, then text_mutex: holding
+    // both, the BRK we check below is the BRK we replace.
+    let core = sys::KprobeLock::new();
+    if core.all_disarmed() {
+        for probe in batch.iter_mut() {
+            probe.set_reason(c"kprobes disarmed (debugfs kprobes/enabled=0)");
+        }
+        return;
+    }
     let lock = sys::TextLock::new();
-    let mut addrs = KVec::with_capacity(batch.len(), GFP_KERNEL)?;
-    let mut insns = KVec::with_capacity(batch.len(), GFP_KERNEL)?;
-    let mut which = KVec::with_capacity(batch.len(), GFP_KERNEL)?;
+    scratch.clear();
     for (i, probe) in batch.iter_mut().enumerate() {
-        if addrs.as_slice().iter().any(|a| *a as usize == probe.addr) {
-            probe.set_reason(format_args!("address already optimized by another optprobe"));
+        if scratch.addrs.as_slice().iter().any(|a| *a as usize == probe.addr) {
+            probe.set_reason(c"address already optimized by another optprobe");
             continue;
         }
         let Some(branch) = prepare(pool, others, &lock, probe) else { continue };
         // SAFETY: the probe's address is registered kernel text.
-        if unsafe { sys::read_insn(probe.addr) } != insn::BRK_KPROBES {
-            probe.set_reason(format_args!("text at the probe is not our BRK"));
+        let queued = unsafe { sys::read_insn(probe.addr) } == insn::BRK_KPROBES
+            && scratch.push(probe.addr, branch, i).is_ok();
+        if !queued {
+            probe.set_reason(c"text at the probe is not our BRK");
             // SAFETY: the slot was never made reachable.
             unsafe { pool.free_slot(probe.slot) };
             probe.slot = 0;
-            continue;
         }
-        addrs.push(probe.addr as *mut c_void, GFP_KERNEL)?;
-        insns.push(branch, GFP_KERNEL)?;
-        which.push(i, GFP_KERNEL)?;
     }
     let mut done = 0;
-    while done < addrs.len() {
-        let end = (done + PATCH_BATCH).min(addrs.len());
-        let result = lock.patch_batch(&mut addrs.as_mut_slice()[done..end], &mut insns.as_mut_slice()[done..end]);
-        for &i in &which.as_slice()[done..end] {
+    while done < scratch.addrs.len() {
+        let end = (done + PATCH_BATCH).min(scratch.addrs.len());
+        let result = lock.patch_batch(&mut scratch.addrs.as_mut_slice()[done..end], &mut scratch.insns.as_mut_slice()[done..end]);
+        for &i in &scratch.which.as_slice()[done..end] {
             let probe = &mut batch[i];
-            if result.is_ok() {
+            // Only a failed batch needs the text read back.
+            if result.is_ok() || matches!(branch_state(probe), Branch::Ours) {
                 // INVARIANT: the branch to this probe's trampoline is live.
                 probe.state = State::Optimized;
-                probe.reason = FixedStr::new();
+                probe.reason = c"-";
             } else {
-                probe.set_reason(format_args!("text patching failed"));
-                // SAFETY: the patch failed, so the slot stayed unreachable.
+                probe.set_reason(c"text patching failed");
+                // SAFETY: the branch was not written, so the slot was never
+                // reachable.
                 unsafe { pool.free_slot(probe.slot) };
                 probe.slot = 0;
             }
         }
         done = end;
     }
-    Ok(())
 }
 
 /// What is at an optimized probe's address now.
@@ -368,56 +488,91 @@ pub(crate) fn branch_state(probe: &Probe) -> Branch {
     }
 }
 
-/// Undo `optimize` for the optimized probes in `batch`: `b` -> BRK in
-/// batches, wait for every task to leave the trampolines, free the slots.
-pub(crate) fn unoptimize(pool: &mut Pool, batch: &mut [&mut Probe]) -> Result {
-    let mut addrs = KVec::with_capacity(batch.len(), GFP_KERNEL)?;
-    let mut insns = KVec::with_capacity(batch.len(), GFP_KERNEL)?;
-    for probe in batch.iter().filter(|p| p.state == State::Optimized) {
+/// Undo `optimize` for the optimized probes in `batch` that `select` picks:
+/// `b` -> BRK in batches, wait for every task to leave the trampolines, free
+/// the slots. Never allocates (the registry reserved `scratch`).
+///
+/// The site is read and the decision made under the same text lock that the
+/// write takes: the kprobes core writes kprobe sites under `text_mutex` too
+/// (debugfs `kprobes/enabled` disarms every kprobe), so no core write can
+/// fall between our check and our patch.
+///
+/// Judged probe by probe: a probe whose site holds unknown text (fail
+/// closed: never overwritten) or whose write failed keeps `state ==
+/// Optimized` and its slot; every other selected probe is left a BRK kprobe
+/// with its slot freed after RCU-tasks. Returns how many stay optimized.
+pub(crate) fn unoptimize<P: DerefMut<Target = Probe>>(
+    pool: &mut Pool,
+    scratch: &mut Scratch,
+    batch: &mut [P],
+    select: impl Fn(&Probe) -> bool,
+) -> usize {
+    // Our own state (under the registry mutex): nothing of ours to undo.
+    if batch.iter().all(|p| !select(p) || (p.state != State::Optimized && p.slot == 0)) {
+        return 0;
+    }
+    let lock = sys::TextLock::new();
+    scratch.clear();
+    let mut stuck = 0;
+    for (i, probe) in batch.iter_mut().enumerate() {
+        if !select(probe) || probe.state != State::Optimized {
+            continue;
+        }
         match branch_state(probe) {
             Branch::Ours => {
-                addrs.push(probe.addr as *mut c_void, GFP_KERNEL)?;
-                insns.push(insn::BRK_KPROBES, GFP_KERNEL)?;
+                if scratch.push(probe.addr, insn::BRK_KPROBES, i).is_err() {
+                    pr_err!("probe at {:#x}: no room to queue the patch\n", probe.addr);
+                    stuck += 1;
+                    continue;
+                }
             }
             // The kprobes core rewrote the site itself: nothing to patch,
             // but the trampoline still waits for RCU-tasks below.
             Branch::ReplacedByKprobes => {}
-            // Fail closed: unknown text, never free the trampoline.
+            // Fail closed: unknown text, never overwritten, never freed.
             Branch::Unknown(live) => {
-                pr_err!("text at {:#x} is {:#010x}, not our branch\n", probe.addr, live);
-                return Err(code::EIO);
+                pr_err!("text at {:#x} is {:#010x}, not our branch: left alone\n", probe.addr, live);
+                stuck += 1;
+                continue;
             }
         }
-    }
-    if addrs.is_empty() && batch.iter().all(|p| p.slot == 0) {
-        return Ok(());
-    }
-    if !addrs.is_empty() {
-        let lock = sys::TextLock::new();
-        let mut done = 0;
-        while done < addrs.len() {
-            let end = (done + PATCH_BATCH).min(addrs.len());
-            lock.patch_batch(&mut addrs.as_mut_slice()[done..end], &mut insns.as_mut_slice()[done..end])?;
-            done = end;
-        }
-    }
-    for probe in batch.iter_mut().filter(|p| p.state == State::Optimized) {
-        // INVARIANT: the branch is gone; the slot is no longer reachable.
+        // INVARIANT: the branch is gone once the batch below is written
+        // (checked again there if it fails).
         probe.state = State::Kprobe;
-        probe.set_reason(format_args!("unoptimized"));
+        probe.set_reason(c"unoptimized");
     }
+    test_hooks::delay(test_hooks::Point::UnoptimizeChecked);
+    let mut done = 0;
+    while done < scratch.addrs.len() {
+        let end = (done + PATCH_BATCH).min(scratch.addrs.len());
+        let result = lock.patch_batch(&mut scratch.addrs.as_mut_slice()[done..end], &mut scratch.insns.as_mut_slice()[done..end]);
+        if result.is_err() {
+            for &i in &scratch.which.as_slice()[done..end] {
+                let probe = &mut *batch[i];
+                // SAFETY: registered kprobe address.
+                if unsafe { sys::read_insn(probe.addr) } != insn::BRK_KPROBES {
+                    // INVARIANT: our branch is still there.
+                    probe.state = State::Optimized;
+                    probe.set_reason(c"-");
+                    stuck += 1;
+                }
+            }
+        }
+        done = end;
+    }
+    drop(lock);
     // A task may have been preempted inside a trampoline; RCU-tasks returns
     // only once every task has voluntarily switched, i.e. left it.
     // SAFETY: process context.
     unsafe { bindings::synchronize_rcu_tasks() };
     for probe in batch.iter_mut() {
-        if probe.slot != 0 {
+        if select(probe) && probe.state == State::Kprobe && probe.slot != 0 {
             // SAFETY: branch removed and RCU-tasks grace period elapsed.
             unsafe { pool.free_slot(probe.slot) };
             probe.slot = 0;
         }
     }
-    Ok(())
+    stuck
 }
 
 fn describe_target(spec: &Spec) -> impl core::fmt::Display + '_ {

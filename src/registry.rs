@@ -9,10 +9,11 @@
 
 use crate::bindings;
 use crate::global::Global;
-use crate::kvec::swap_remove;
+use crate::kvec::{self, swap_remove};
 use crate::pool::Pool;
 use crate::probe::{self, Probe, Spec, State};
-use core::ffi::c_int;
+use crate::sys;
+use core::ffi::{c_int, c_void, CStr};
 use core::ptr;
 use kernel::error::{code, Error};
 use kernel::prelude::*;
@@ -24,30 +25,91 @@ pub(crate) struct Counts {
     pub(crate) probes: usize,
     pub(crate) optimized: usize,
     pub(crate) disabled: usize,
+    pub(crate) orphans: usize,
     pub(crate) trampoline_pages: usize,
 }
 
-/// All probes and trampoline pages.
-pub(crate) struct Registry {
-    probes: KVec<KBox<Probe>>,
-    pool: Pool,
+/// How callers name a probe.
+#[derive(Clone, Copy)]
+pub(crate) enum Key {
+    /// By address: owners that cannot outlive it (Rust API, sysfs).
+    Probe(*const Probe),
+    /// By id: C ABI handles, which a caller may keep past unregister.
+    Id(u64),
 }
 
+impl Key {
+    fn matches(self, p: &Probe) -> bool {
+        match self {
+            Key::Probe(ptr) => ptr::eq(p, ptr),
+            Key::Id(id) => p.id == id,
+        }
+    }
+}
+
+impl core::fmt::Display for Key {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Key::Probe(ptr) => write!(f, "{:p}", *ptr),
+            Key::Id(id) => write!(f, "#{}", id),
+        }
+    }
+}
+
+/// All probes and trampoline pages.
+///
+/// # Invariants
+///
+/// - `scratch`, `leaving` and `kps` have room for every probe in `probes`
+///   and `orphans` (reserved by `attach_batch` before it registers any), so
+///   no detach path allocates.
+/// - `orphans` holds probes their owners removed whose branch could not be
+///   removed: registered, handler cleared, never freed until a retry
+///   removes the branch. `pinned` iff `orphans` is non-empty: the module
+///   holds a reference on itself, because their trampolines call into it.
+pub(crate) struct Registry {
+    probes: KVec<KBox<Probe>>,
+    orphans: KVec<KBox<Probe>>,
+    pool: Pool,
+    scratch: probe::Scratch,
+    /// The probes of the detach batch in progress.
+    leaving: KVec<KBox<Probe>>,
+    /// `unregister_kprobes` argument.
+    kps: KVec<*mut bindings::kprobe>,
+    pinned: bool,
+    /// The id the next probe gets.
+    next_id: u64,
+}
+
+// SAFETY: the raw pointers in `kps` and the scratch buffers are kernel text
+// and kprobe addresses used only under the registry mutex; the probes are
+// Send (see Probe).
+unsafe impl Send for Registry {}
+
 impl Registry {
-    /// The probes, in registration order up to removals.
-    pub(crate) fn probes(&self) -> &[KBox<Probe>] {
-        self.probes.as_slice()
+    /// How many probes the listing shows: live ones, then orphans.
+    pub(crate) fn listed(&self) -> usize {
+        self.probes.len() + self.orphans.len()
     }
 
-    fn find(&self, probe: *const Probe) -> Option<usize> {
-        self.probes.as_slice().iter().position(|p| ptr::eq(&**p, probe))
+    /// Listing entry `i` (see [`Registry::listed`]).
+    pub(crate) fn listed_at(&self, i: usize) -> Option<&Probe> {
+        match i.checked_sub(self.probes.len()) {
+            None => self.probes.as_slice().get(i).map(|p| &**p),
+            Some(j) => self.orphans.as_slice().get(j).map(|p| &**p),
+        }
+    }
+
+    fn find(&self, key: Key) -> Option<usize> {
+        self.probes.as_slice().iter().position(|p| key.matches(p))
     }
 
     /// The figures `stats` and `optprobe_get_stats` report.
     pub(crate) fn counts(&self) -> Counts {
         let probes = self.probes.as_slice();
         Counts {
-            probes: probes.len(),
+            probes: probes.len() + self.orphans.len(),
+            orphans: self.orphans.len(),
             optimized: probes.iter().filter(|p| p.state == State::Optimized).count(),
             disabled: probes.iter().filter(|p| p.disabled).count(),
             trampoline_pages: self.pool.pages(),
@@ -59,7 +121,15 @@ impl Registry {
     /// original instruction is back; enabling arms the BRK and optimizes
     /// again, re-checking eligibility. Idempotent.
     fn set_enabled(&mut self, index: usize, enable: bool) -> Result {
-        if self.probes.as_slice()[index].disabled != enable {
+        let Some(probe) = self.probes.as_slice().get(index) else {
+            return Err(code::EINVAL);
+        };
+        if probe.gone {
+            pr_warn!("probe '{}' is gone ({}); only unregistering is left\n", probe.name.as_str(),
+                probe.reason.to_str().unwrap_or("?"));
+            return Err(code::ENOENT);
+        }
+        if probe.disabled != enable {
             return Ok(());
         }
         // Take the probe out while the pool is changed, so no borrow of it
@@ -76,18 +146,21 @@ impl Registry {
     }
 
     fn disable_one(&mut self, probe: &mut Probe) -> Result {
-        probe::unoptimize(&mut self.pool, &mut [&mut *probe])?;
+        if probe::unoptimize(&mut self.pool, &mut self.scratch, &mut [&mut *probe], |_| true) > 0 {
+            pr_warn!("disable: branch at {:#x} could not be removed; still enabled\n", probe.addr);
+            return Err(code::EIO);
+        }
         // SAFETY: registered kprobe (type invariant).
         let ret = unsafe { bindings::disable_kprobe(&mut probe.kp) };
         if ret < 0 {
             pr_warn!("disable: kprobe at {:#x} refused ({})\n", probe.addr, ret);
             // Still a working BRK probe; optimize it again if it can be.
-            let _ = probe::optimize(&mut self.pool, self.probes.as_slice(), &mut [&mut *probe]);
+            probe::optimize(&mut self.pool, &mut self.scratch, self.probes.as_slice(), &mut [&mut *probe]);
             return Err(Error::from_errno(ret));
         }
         // INVARIANT: branch and trampoline gone, kprobe disabled.
         probe.disabled = true;
-        probe.set_reason(format_args!("disabled"));
+        probe.set_reason(c"disabled");
         Ok(())
     }
 
@@ -98,28 +171,41 @@ impl Registry {
             pr_warn!("enable: kprobe at {:#x} refused ({})\n", probe.addr, ret);
             return Err(Error::from_errno(ret));
         }
+        probe.arm_when_kprobes_rearm();
         probe.disabled = false;
-        probe.set_reason(format_args!("unoptimized"));
+        probe.set_reason(c"unoptimized");
         // Optimization failures leave a BRK kprobe with a reason.
-        let _ = probe::optimize(&mut self.pool, self.probes.as_slice(), &mut [&mut *probe]);
+        probe::optimize(&mut self.pool, &mut self.scratch, self.probes.as_slice(), &mut [&mut *probe]);
         Ok(())
     }
 
     /// Register and optimize `specs`. All or nothing.
     fn attach_batch(&mut self, specs: &[Spec]) -> Result<KVec<*mut Probe>> {
+        self.retry_orphans();
         // Every allocation happens before the first kprobe is registered: once
-        // probes are live, no failure may drop them.
+        // probes are live, no failure may drop them. That includes the room
+        // every later detach of them needs (type invariant).
+        let total = self.probes.len() + self.orphans.len() + specs.len();
         let mut fresh: KVec<KBox<Probe>> = KVec::with_capacity(specs.len(), GFP_KERNEL)?;
         let mut handles = KVec::with_capacity(specs.len(), GFP_KERNEL)?;
         let mut refs: KVec<&mut Probe> = KVec::with_capacity(specs.len(), GFP_KERNEL)?;
         self.probes.reserve(specs.len(), GFP_KERNEL)?;
+        self.orphans.reserve(total - self.orphans.len(), GFP_KERNEL)?;
+        self.leaving.reserve(total, GFP_KERNEL)?;
+        self.kps.reserve(total, GFP_KERNEL)?;
+        // INVARIANT: room for every probe, the new ones included.
+        self.scratch.reserve(total)?;
         for spec in specs {
             fresh.push(Probe::new(spec)?, GFP_KERNEL)?;
+        }
+        for probe in fresh.as_mut_slice() {
+            probe.id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
         }
         // Register one by one so the first failure can be reported precisely.
         for i in 0..fresh.len() {
             if let Err(e) = fresh.as_mut_slice()[i].register(&specs[i]) {
-                unregister(&mut fresh.as_mut_slice()[..i]);
+                unregister(&mut self.kps, &mut fresh.as_mut_slice()[..i]);
                 return Err(e);
             }
         }
@@ -128,7 +214,7 @@ impl Registry {
             let _ = refs.push(&mut **probe, GFP_KERNEL);
         }
         // Optimization failures leave BRK kprobes with a reason; never an error.
-        let _ = probe::optimize(&mut self.pool, self.probes.as_slice(), refs.as_mut_slice());
+        probe::optimize(&mut self.pool, &mut self.scratch, self.probes.as_slice(), refs.as_mut_slice());
         drop(refs);
         while let Some(mut probe) = swap_remove(&mut fresh, 0) {
             // Capacity reserved above: neither push can fail.
@@ -138,80 +224,190 @@ impl Registry {
         Ok(handles)
     }
 
-    /// Detach the probes at `indices` (into `self.probes`) and free them.
-    fn detach_indices(&mut self, mut indices: KVec<usize>) {
-        // Allocate first: a probe must never be dropped while registered, nor
-        // skipped while its owner believes it is gone.
-        let mut gone: KVec<KBox<Probe>> = KVec::new();
-        let mut refs: KVec<&mut Probe> = KVec::new();
-        if gone.reserve(indices.len(), GFP_KERNEL).is_err() || refs.reserve(indices.len(), GFP_KERNEL).is_err() {
-            pr_err!("out of memory: {} probe(s) stay attached\n", indices.len());
-            return;
+    /// Mark the probes `pred` selects (`doomed`); returns how many.
+    fn mark(&mut self, mut pred: impl FnMut(&Probe) -> bool) -> usize {
+        let mut n = 0;
+        for p in self.probes.as_mut_slice() {
+            p.doomed = pred(p);
+            n += usize::from(p.doomed);
         }
-        // Highest first, so swap_remove keeps the remaining indices valid.
-        indices.as_mut_slice().sort_unstable_by(|a, b| b.cmp(a));
-        for &i in indices.as_slice() {
-            if let Some(probe) = swap_remove(&mut self.probes, i) {
-                // Capacity reserved above: cannot fail.
-                let _ = gone.push(probe, GFP_KERNEL);
-            }
+        n
+    }
+
+    /// Unoptimize the marked probes where they are (they stay registered),
+    /// then unmark each and hand it to `then`.
+    fn unoptimize_marked(&mut self, mut then: impl FnMut(&mut Probe)) {
+        probe::unoptimize(&mut self.pool, &mut self.scratch, self.probes.as_mut_slice(), |p| p.doomed);
+        for p in self.probes.as_mut_slice().iter_mut().filter(|p| p.doomed) {
+            p.doomed = false;
+            then(p);
         }
-        for probe in gone.as_mut_slice() {
-            let _ = refs.push(&mut **probe, GFP_KERNEL);
+    }
+
+    /// Retire the probes `pred` selects whose text is about to be freed while
+    /// they stay registered (init text, once its module is live): branch out,
+    /// RCU-tasks, trampoline freed, then never touched again. Returns how many.
+    pub(crate) fn retire_where(&mut self, why: &'static CStr, mut pred: impl FnMut(&Probe) -> bool) -> usize {
+        let n = self.mark(|p| !p.gone && pred(p));
+        if n > 0 {
+            self.unoptimize_marked(|p| {
+                if p.state == State::Optimized {
+                    // The text goes away with the branch in it; no task runs
+                    // init code any more. The trampoline is leaked, never reused.
+                    pr_err!("probe '{}': branch not removed; its trampoline is leaked\n", p.name.as_str());
+                    p.leak_slot();
+                    p.state = State::Kprobe;
+                }
+                // INVARIANT: Kprobe, no slot; the text is never read again.
+                p.gone = true;
+                p.set_reason(why);
+            });
         }
-        let result = probe::unoptimize(&mut self.pool, refs.as_mut_slice());
-        drop(refs);
-        if let Err(e) = result {
-            pr_err!("unoptimize failed ({:?}); keeping trampolines\n", e);
-            // The branches may still be live: never free their trampolines.
-            for probe in gone.as_mut_slice() {
-                probe.leak_slot();
-            }
+        n
+    }
+
+    /// Put the BRK back for optimized probes whose address gained a kprobe
+    /// with a post-handler (the hit path asked, see src/hit.rs): only the
+    /// BRK path runs post-handlers. Returns how many.
+    fn fall_back_post_handlers(&mut self) -> usize {
+        let core = sys::KprobeLock::new();
+        let n = self.mark(|p| {
+            // SAFETY: a registered address, under kprobe_mutex (`core`).
+            let at = unsafe { bindings::optprobe_call_get_kprobe(p.syms.get_kprobe, p.addr as *mut c_void) };
+            // SAFETY: the live kprobe at the address, under kprobe_mutex.
+            p.state == State::Optimized && !at.is_null() && unsafe { (*at).post_handler.is_some() }
+        });
+        drop(core);
+        if n > 0 {
+            self.unoptimize_marked(|p| {
+                if p.state == State::Kprobe {
+                    p.set_reason(c"another kprobe here has a post-handler");
+                    pr_info!("probe '{}' back to BRK: a kprobe with a post-handler joined it\n", p.name.as_str());
+                }
+            });
         }
-        unregister(gone.as_mut_slice());
-        // Boxes drop here: the kprobes are unregistered, handlers finished.
+        n
     }
 
     /// Detach every probe `pred` selects; returns how many.
-    pub(crate) fn detach_where(&mut self, mut pred: impl FnMut(&Probe) -> bool) -> usize {
-        let mut indices = KVec::new();
-        if indices.reserve(self.probes.len(), GFP_KERNEL).is_err() {
-            pr_err!("out of memory: probes stay attached\n");
-            return 0;
-        }
-        for (i, p) in self.probes.as_slice().iter().enumerate() {
-            if pred(p) {
-                // Capacity reserved above: cannot fail.
-                let _ = indices.push(i, GFP_KERNEL);
+    pub(crate) fn detach_where(&mut self, pred: impl FnMut(&Probe) -> bool) -> usize {
+        let n = self.mark(pred);
+        self.reap();
+        n
+    }
+
+    /// Detach the probes marked `doomed`, in one batch: one text patch, one
+    /// RCU-tasks wait, one `unregister_kprobes`. Allocates nothing (type
+    /// invariant). A probe whose branch stays becomes an orphan instead of
+    /// being freed.
+    fn reap(&mut self) {
+        self.retry_orphans();
+        let mut i = 0;
+        while i < self.probes.len() {
+            if !self.probes.as_slice()[i].doomed {
+                i += 1;
+                continue;
+            }
+            if let Some(mut p) = swap_remove(&mut self.probes, i) {
+                p.doomed = false;
+                // Room reserved (type invariant): cannot fail.
+                if let Err(p) = kvec::push_or_return(&mut self.leaving, p) {
+                    core::mem::forget(p);
+                    pr_err!("no room to detach a probe: leaked\n");
+                }
             }
         }
-        let n = indices.len();
-        self.detach_indices(indices);
-        n
+        self.finish_leaving();
+    }
+
+    /// Unoptimize, unregister and free `leaving`; the ones whose branch
+    /// stays go to `orphans`.
+    fn finish_leaving(&mut self) {
+        if self.leaving.is_empty() {
+            return;
+        }
+        probe::unoptimize(&mut self.pool, &mut self.scratch, self.leaving.as_mut_slice(), |_| true);
+        let mut orphaned = 0;
+        let mut i = 0;
+        while i < self.leaving.len() {
+            if self.leaving.as_slice()[i].state != State::Optimized {
+                i += 1;
+                continue;
+            }
+            if let Some(mut p) = swap_remove(&mut self.leaving, i) {
+                if !p.orphaned {
+                    pr_err!("probe '{}' at {:#x}: branch could not be removed; kept as an orphan\n",
+                        p.name.as_str(), p.addr);
+                }
+                p.orphan();
+                orphaned += 1;
+                // Room reserved (type invariant): cannot fail.
+                if let Err(p) = kvec::push_or_return(&mut self.orphans, p) {
+                    core::mem::forget(p);
+                }
+            }
+        }
+        if orphaned > 0 {
+            // Handlers that read the old pointer have finished: they run with
+            // preemption disabled.
+            // SAFETY: process context.
+            unsafe { bindings::synchronize_rcu() };
+            if !self.pinned {
+                // INVARIANT: orphans exist; their trampolines call into us.
+                sys::pin_this_module();
+                self.pinned = true;
+            }
+        }
+        unregister(&mut self.kps, self.leaving.as_mut_slice());
+        // Boxes drop here: the kprobes are unregistered, handlers finished,
+        // trampolines freed after RCU-tasks.
+        kvec::clear(&mut self.leaving);
+    }
+
+    /// Try again to remove the orphans' branches; free the ones that go.
+    fn retry_orphans(&mut self) {
+        if self.orphans.is_empty() {
+            return;
+        }
+        while let Some(last) = self.orphans.len().checked_sub(1) {
+            if let Some(p) = swap_remove(&mut self.orphans, last) {
+                if let Err(p) = kvec::push_or_return(&mut self.leaving, p) {
+                    // Room reserved (type invariant): cannot happen; keep it.
+                    let _ = kvec::push_or_return(&mut self.orphans, p);
+                    break;
+                }
+            }
+        }
+        self.finish_leaving();
+        if self.orphans.is_empty() && self.pinned {
+            pr_info!("orphaned probes removed\n");
+            // INVARIANT: no orphans left.
+            self.pinned = false;
+            sys::unpin_this_module();
+        }
     }
 }
 
-/// `unregister_kprobes` in one call (one RCU grace period).
-fn unregister(probes: &mut [KBox<Probe>]) {
-    if probes.is_empty() {
-        return;
-    }
-    let mut kps: KVec<*mut bindings::kprobe> = match KVec::with_capacity(probes.len(), GFP_KERNEL) {
-        Ok(v) => v,
-        Err(_) => {
-            for probe in probes {
-                // SAFETY: registered kprobe (invariant).
-                unsafe { bindings::unregister_kprobe(&mut probe.kp) };
-            }
-            return;
-        }
-    };
+/// `unregister_kprobes` in one call (one RCU grace period), with the room
+/// `kps` has (the registry reserves it for every probe; one by one beyond).
+fn unregister(kps: &mut KVec<*mut bindings::kprobe>, probes: &mut [KBox<Probe>]) {
+    kvec::clear_copy(kps);
     for probe in probes.iter_mut() {
+        if kps.len() == kps.capacity() {
+            // Beyond the reserved room (cannot happen): one at a time.
+            // SAFETY: registered kprobe (invariant).
+            unsafe { bindings::unregister_kprobe(&mut probe.kp) };
+            continue;
+        }
+        // Within capacity: no allocation, cannot fail.
         let _ = kps.push(&mut probe.kp, GFP_KERNEL);
     }
-    // SAFETY: every entry is a registered kprobe; capacity was reserved.
-    // CAST: batch sizes are far below i32::MAX.
-    unsafe { bindings::unregister_kprobes(kps.as_mut_ptr(), kps.len() as c_int) };
+    if !kps.is_empty() {
+        // SAFETY: every entry is a registered kprobe.
+        // CAST: batch sizes are far below i32::MAX.
+        unsafe { bindings::unregister_kprobes(kps.as_mut_ptr(), kps.len() as c_int) };
+    }
+    kvec::clear_copy(kps);
 }
 
 // --- The global registry -----------------------------------------------------
@@ -223,18 +419,52 @@ static REGISTRY: Global<Registry> = Global::new();
 /// Create the registry (module init).
 pub(crate) fn init() -> Result {
     REGISTRY.publish(KBox::pin_init(
-        kernel::new_mutex!(Registry { probes: KVec::new(), pool: Pool::new() }),
+        kernel::new_mutex!(Registry {
+            probes: KVec::new(),
+            orphans: KVec::new(),
+            pool: Pool::new(),
+            scratch: probe::Scratch::new(),
+            leaving: KVec::new(),
+            kps: KVec::new(),
+            pinned: false,
+            next_id: 1,
+        }),
         GFP_KERNEL,
     )?);
     Ok(())
 }
 
-/// Detach every remaining probe and free the registry (module exit).
-pub(crate) fn exit() {
+/// The fallback worker (src/glue.c): see [`Registry::fall_back_post_handlers`].
+#[no_mangle]
+extern "C" fn optprobe_fallback_work() {
+    if let Ok(reg) = registry() {
+        reg.lock().fall_back_post_handlers();
+    }
+}
+
+/// Detach every remaining probe (module exit), then wait out the fallback
+/// worker, which uses the registry.
+pub(crate) fn detach_all() {
     if let Ok(reg) = REGISTRY.get() {
         let n = reg.lock().detach_where(|_| true);
         if n > 0 {
             pr_info!("detached {} API probe(s) at unload\n", n);
+        }
+    }
+    // SAFETY: process context; the irq_work and work item are static.
+    unsafe { bindings::optprobe_fallback_sync() };
+}
+
+/// Free the (empty) registry: module exit, once the module notifier is gone.
+/// Probes that could not be detached (out of memory) are leaked, never freed
+/// while their kprobes may be registered.
+pub(crate) fn free() {
+    if let Ok(reg) = REGISTRY.get() {
+        let mut reg = reg.lock();
+        if !reg.probes.is_empty() || !reg.orphans.is_empty() {
+            pr_err!("{} probe(s) could not be detached; leaking them\n", reg.probes.len() + reg.orphans.len());
+            core::mem::forget(core::mem::replace(&mut reg.probes, KVec::new()));
+            core::mem::forget(core::mem::replace(&mut reg.orphans, KVec::new()));
         }
     }
     REGISTRY.take();
@@ -249,39 +479,32 @@ pub(crate) fn attach(specs: &[Spec]) -> Result<KVec<*mut Probe>> {
     registry()?.lock().attach_batch(specs)
 }
 
-/// Detach probes by handle; unknown handles are ignored with a warning.
-pub(crate) fn detach(handles: &[*mut Probe]) {
+/// Detach probes; unknown keys are ignored with a warning. Allocates
+/// nothing: a caller's unregister cannot fail.
+pub(crate) fn detach(handles: &[Key]) {
     let Ok(reg) = registry() else { return };
     let mut reg = reg.lock();
-    let mut indices = KVec::new();
-    if indices.reserve(handles.len(), GFP_KERNEL).is_err() {
-        pr_err!("out of memory: {} probe(s) stay attached\n", handles.len());
-        return;
-    }
     for &h in handles {
         match reg.find(h) {
-            Some(i) => {
-                // Capacity reserved above: cannot fail.
-                let _ = indices.push(i, GFP_KERNEL);
-            }
-            None => pr_warn!("unregister of an unknown probe {:p} ignored\n", h),
+            Some(i) => reg.probes.as_mut_slice()[i].doomed = true,
+            None => pr_warn!("unregister of an unknown probe {} ignored\n", h),
         }
     }
-    reg.detach_indices(indices);
+    reg.reap();
 }
 
-/// Look up a handle under the registry lock.
-pub(crate) fn with_probe<R>(probe: *mut Probe, f: impl FnOnce(&Probe) -> R) -> Option<R> {
+/// Look up a probe under the registry lock.
+pub(crate) fn with_probe<R>(probe: Key, f: impl FnOnce(&Probe) -> R) -> Option<R> {
     let reg = registry().ok()?.lock();
     let i = reg.find(probe)?;
     Some(f(&reg.probes.as_slice()[i]))
 }
 
 /// Enable or disable a probe by handle (`-EINVAL` for an unknown one).
-pub(crate) fn set_enabled(probe: *mut Probe, enable: bool) -> Result {
+pub(crate) fn set_enabled(probe: Key, enable: bool) -> Result {
     let mut reg = registry()?.lock();
     let Some(i) = reg.find(probe) else {
-        pr_warn!("{} of an unknown probe {:p} refused\n", if enable { "enable" } else { "disable" }, probe);
+        pr_warn!("{} of an unknown probe {} refused\n", if enable { "enable" } else { "disable" }, probe);
         return Err(code::EINVAL);
     };
     reg.set_enabled(i, enable)

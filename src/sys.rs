@@ -23,6 +23,13 @@ pub(crate) struct Symbols {
     pub(crate) lookup_size_offset: *mut c_void,
     /// `int kptr_restrict` (lib/vsprintf.c).
     pub(crate) kptr_restrict: *const core::ffi::c_int,
+    /// `static DEFINE_MUTEX(kprobe_mutex)` (kernel/kprobes.c).
+    kprobe_mutex: *mut bindings::mutex,
+    /// `static bool kprobes_all_disarmed`, written under `kprobe_mutex`.
+    kprobes_all_disarmed: *const bool,
+    /// `set_memory_ro`, `set_memory_x` (arch/arm64/mm/pageattr.c).
+    set_memory_ro: *mut c_void,
+    set_memory_x: *mut c_void,
 }
 
 /// Write-once holder for [`Symbols`].
@@ -97,6 +104,10 @@ pub(crate) fn resolve_symbols() -> Result {
         kprobe_ctlblk: lookup(k, c"kprobe_ctlblk")?,
         lookup_size_offset: lookup(k, c"kallsyms_lookup_size_offset")?,
         kptr_restrict: lookup(k, c"kptr_restrict")?.cast(),
+        kprobe_mutex: lookup(k, c"kprobe_mutex")?.cast(),
+        kprobes_all_disarmed: lookup(k, c"kprobes_all_disarmed")?.cast(),
+        set_memory_ro: lookup(k, c"set_memory_ro")?,
+        set_memory_x: lookup(k, c"set_memory_x")?,
     };
     // SAFETY: `ready` is false and module init is single-threaded, so nobody
     // reads `value` yet.
@@ -134,9 +145,14 @@ impl TextLock {
         if addrs.is_empty() {
             return Ok(());
         }
+        // Test builds: write only the first `limit` entries, then fail.
+        let limit = crate::test_hooks::patch_limit().filter(|n| *n < addrs.len());
+        if limit == Some(0) {
+            return Err(code::EFAULT);
+        }
         STOP_MACHINE_CALLS.fetch_add(1, Ordering::Relaxed);
         // CAST: batches are bounded by the caller far below i32::MAX.
-        let count = addrs.len() as i32;
+        let count = limit.unwrap_or(addrs.len()) as i32;
         // SAFETY: `self` proves cpus_read_lock + text_mutex (type invariant);
         // the arrays are valid for `count` entries; each address is probed
         // kernel text owned by a registered kprobe of ours.
@@ -150,6 +166,10 @@ impl TextLock {
         };
         if ret < 0 {
             return Err(Error::from_errno(ret));
+        }
+        if limit.is_some() {
+            pr_info!("test hook: text patching failed after {} of {} entries\n", count, addrs.len());
+            return Err(code::EFAULT);
         }
         Ok(())
     }
@@ -181,6 +201,37 @@ impl Drop for TextLock {
             bindings::optprobe_mutex_unlock(syms().text_mutex);
             bindings::optprobe_cpus_read_unlock();
         }
+    }
+}
+
+/// Proof that the kprobes core's `kprobe_mutex` is held: the core's flags and
+/// `kprobes_all_disarmed` cannot change meanwhile. Taken before [`TextLock`]
+/// when both are needed, the core's order.
+///
+/// # Invariants
+///
+/// While a `KprobeLock` exists, the current task holds `kprobe_mutex`.
+pub(crate) struct KprobeLock(());
+
+impl KprobeLock {
+    pub(crate) fn new() -> Self {
+        // SAFETY: process context; the kernel's mutex, resolved at load.
+        unsafe { bindings::optprobe_mutex_lock(syms().kprobe_mutex) };
+        // INVARIANT: just taken.
+        KprobeLock(())
+    }
+
+    /// Are all kprobes disarmed (debugfs `kprobes/enabled` = 0)?
+    pub(crate) fn all_disarmed(&self) -> bool {
+        // SAFETY: written only under kprobe_mutex, which `self` proves held.
+        unsafe { core::ptr::read_volatile(syms().kprobes_all_disarmed) }
+    }
+}
+
+impl Drop for KprobeLock {
+    fn drop(&mut self) {
+        // SAFETY: held (type invariant).
+        unsafe { bindings::optprobe_mutex_unlock(syms().kprobe_mutex) };
     }
 }
 
@@ -237,13 +288,30 @@ pub(crate) fn show_kernel_addresses() -> bool {
     }
 }
 
-/// Allocate one trampoline page, read-only and executable, inside `[lo, hi)`.
+/// Allocate one trampoline page, read-only and executable, inside `[lo, hi)`,
+/// mapped as kprobes maps its own instruction pages (`alloc_insn_page`):
+/// `set_memory_rox` after the allocation, which makes the linear-map alias
+/// read-only too (`rodata=full`) and sets the BTI guard bit. On free,
+/// `VM_FLUSH_RESET_PERMS` restores the alias.
 pub(crate) fn alloc_tramp_page(lo: usize, hi: usize) -> Option<usize> {
+    let s = syms();
     // SAFETY: the function is __vmalloc_node_range_noprof; the glue passes
     // PAGE_SIZE, PAGE_KERNEL_ROX and VM_FLUSH_RESET_PERMS.
-    let page = unsafe { bindings::optprobe_call_vmalloc_range(syms().vmalloc_range, lo as _, hi as _) };
+    let page = unsafe { bindings::optprobe_call_vmalloc_range(s.vmalloc_range, lo as _, hi as _) };
+    if page.is_null() {
+        return None;
+    }
+    // SAFETY: `page` is our fresh single-page VM_ALLOC area, as
+    // set_memory_ro/x require; nothing points into it yet.
+    let ret = unsafe { bindings::optprobe_call_set_memory_rox(s.set_memory_ro, s.set_memory_x, page as _) };
+    if ret < 0 {
+        pr_warn!("trampoline page: set_memory_rox failed ({})\n", ret);
+        // SAFETY: fresh page, never reachable.
+        unsafe { bindings::vfree(page) };
+        return None;
+    }
     // CAST: pointer to address.
-    (!page.is_null()).then_some(page as usize)
+    Some(page as usize)
 }
 
 /// Free a trampoline page.
@@ -266,6 +334,31 @@ pub(crate) fn tramp_limits() -> (usize, usize) {
             bindings::optprobe_vmalloc_end() as usize,
         )
     }
+}
+
+/// Does the kernel run with PSTATE.PAN set (the CPU has PAN and the kernel
+/// enabled it)?
+pub(crate) fn kernel_uses_pan() -> bool {
+    // SAFETY: a final-capability check, valid after boot.
+    unsafe { bindings::optprobe_has_pan() }
+}
+
+/// Is pseudo-NMI priority masking (ICC_PMR_EL1) in use?
+pub(crate) fn uses_irq_prio_masking() -> bool {
+    // SAFETY: a final-capability check, valid after boot.
+    unsafe { bindings::optprobe_uses_prio_masking() }
+}
+
+/// Take a reference on this module: orphaned trampolines call into it.
+pub(crate) fn pin_this_module() {
+    // SAFETY: a module always holds a reference on itself while running.
+    unsafe { bindings::optprobe_pin_module() };
+}
+
+/// Drop the reference [`pin_this_module`] took.
+pub(crate) fn unpin_this_module() {
+    // SAFETY: paired with pin_this_module (the registry tracks it).
+    unsafe { bindings::optprobe_unpin_module() };
 }
 
 pub(crate) fn page_size() -> usize {

@@ -12,7 +12,7 @@ use crate::global::Global;
 use crate::kvec::{push_or_return, swap_remove};
 use crate::probe::{self, Branch, Spec, State};
 use crate::{bindings, control, registry, sys};
-use core::ffi::{c_char, c_long, c_ulong, CStr};
+use core::ffi::{c_char, c_long, c_ulong, c_void, CStr};
 use core::fmt::Write;
 use core::ptr;
 use core::sync::atomic::Ordering;
@@ -25,13 +25,33 @@ const MAX_SYSFS_PROBES: usize = 4096;
 /// Probes made through the control file (and `probes=`), by name.
 struct SysfsProbes {
     list: KVec<Registration>,
+    /// The unfinished last line of a write's page-sized piece, waiting for
+    /// the next piece of the same write.
+    carry: Carry,
+}
+
+/// The start of a line cut at a piece boundary.
+struct Carry {
+    /// The open file it came from, and the offset the next piece starts at.
+    file: usize,
+    next: i64,
+    text: FixedStr<{ control::MAX_LINE + 1 }>,
+}
+
+impl Carry {
+    const fn none() -> Self {
+        Self { file: 0, next: 0, text: FixedStr::new() }
+    }
 }
 
 static SYSFS_PROBES: Global<SysfsProbes> = Global::new();
 
 /// Create the (empty) set of control-file probes, then apply `probes=`.
 pub(crate) fn init() -> Result {
-    SYSFS_PROBES.publish(KBox::pin_init(kernel::new_mutex!(SysfsProbes { list: KVec::new() }), GFP_KERNEL)?);
+    SYSFS_PROBES.publish(KBox::pin_init(
+        kernel::new_mutex!(SysfsProbes { list: KVec::new(), carry: Carry::none() }),
+        GFP_KERNEL,
+    )?);
     // SAFETY: the parameter buffer is NUL-terminated by moduleparam.
     let param = unsafe { CStr::from_ptr(ptr::addr_of!(bindings::optprobe_probes_param).cast::<c_char>()) }.to_bytes();
     for cmd in control::split_param(param) {
@@ -43,13 +63,17 @@ pub(crate) fn init() -> Result {
     Ok(())
 }
 
-/// Detach every control-file probe and free the set (module exit, after the
-/// sysfs files are gone).
-pub(crate) fn exit() {
+/// Detach every control-file probe (module exit, after the sysfs files are
+/// gone).
+pub(crate) fn detach_all() {
     if let Ok(probes) = SYSFS_PROBES.get() {
         let list = core::mem::replace(&mut probes.lock().list, KVec::new());
         detach_registrations(list);
     }
+}
+
+/// Free the (empty) set: module exit, once the module notifier is gone.
+pub(crate) fn free() {
     SYSFS_PROBES.take();
 }
 
@@ -118,14 +142,18 @@ fn add_spec(name: Option<&str>, target: control::Target<'_>, line: usize) -> Res
     Ok(spec)
 }
 
-/// Run one control write: one or more lines, all adds or all removes, applied
-/// all or nothing. Errors are logged with a one-line reason.
+/// Run one control write (`probes=` entry): see [`run_lines`].
 fn control_command(input: &[u8]) -> Result {
+    run_lines(&mut SYSFS_PROBES.get()?.lock(), input)
+}
+
+/// Run lines: one or more, all adds or all removes, applied all or nothing.
+/// Errors are logged with a one-line reason.
+fn run_lines(probes: &mut SysfsProbes, input: &[u8]) -> Result {
     let (kind, count) = control::check_write(input).map_err(|(line, e)| {
         pr_warn!("control: line {}: {}\n", line, e.as_str());
         Error::from_errno(-e.errno())
     })?;
-    let mut probes = SYSFS_PROBES.get()?.lock();
     match kind {
         control::WriteKind::Remove => {
             let mut indices: KVec<usize> = KVec::with_capacity(count, GFP_KERNEL)?;
@@ -190,11 +218,50 @@ fn control_command(input: &[u8]) -> Result {
     }
 }
 
+/// One piece of a `control` write: at most a page, at `off` in the write,
+/// `full` when it filled a page (so the write may go on). Its complete lines
+/// run all or nothing, with the carried start of the first; an unfinished
+/// last line of a full piece is carried into the next piece of the same
+/// file. A piece with no command in it is fine within a longer write.
+fn control_piece(file: usize, piece: &[u8], off: i64, full: bool) -> Result {
+    let mut probes = SYSFS_PROBES.get()?.lock();
+    let carry = core::mem::replace(&mut probes.carry, Carry::none());
+    let mut text: KVec<u8> = KVec::with_capacity(carry.text.len() + piece.len(), GFP_KERNEL)?;
+    if !carry.text.is_empty() {
+        if carry.file == file && carry.next == off {
+            text.extend_from_slice(carry.text.as_bytes(), GFP_KERNEL)?;
+        } else {
+            pr_warn!("control: an unfinished line of an earlier write was dropped: '{}'\n", carry.text.as_str());
+        }
+    }
+    text.extend_from_slice(piece, GFP_KERNEL)?;
+    let input = text.as_slice();
+    let run = control::split_piece(input, full).map_err(|e| {
+        pr_warn!("control: {}\n", e.as_str());
+        Error::from_errno(-e.errno())
+    })?;
+    let (now, later) = input.split_at(run);
+    let within_a_write = off > 0 || !later.is_empty();
+    if !(within_a_write && control::command_lines(now).next().is_none()) {
+        run_lines(&mut probes, now)?;
+    }
+    // CAST: piece lengths are at most a page.
+    probes.carry = Carry { file, next: off + piece.len() as i64, text: FixedStr::from_bytes(later) };
+    Ok(())
+}
+
 #[no_mangle]
-unsafe extern "C" fn optprobe_sysfs_control_store(buf: *const c_char, count: c_ulong) -> c_long {
-    // SAFETY: sysfs hands us `count` readable bytes.
-    let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count as usize) };
-    match control_command(input) {
+unsafe extern "C" fn optprobe_sysfs_control_write(
+    file: *mut c_void,
+    buf: *const c_char,
+    off: i64,
+    count: c_ulong,
+    full: bool,
+) -> c_long {
+    // SAFETY: kernfs hands us `count` readable bytes.
+    let piece = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count as usize) };
+    // CAST: the file pointer only identifies the open file.
+    match control_piece(file as usize, piece, off, full) {
         Ok(()) => count as c_long,
         Err(e) => e.to_errno() as c_long,
     }
@@ -210,10 +277,11 @@ unsafe extern "C" fn optprobe_sysfs_stats_show(buf: *mut c_char, size: c_ulong) 
     };
     let _ = write!(
         text,
-        "probes {}\noptimized {}\ndisabled {}\ntrampoline_pages {}\nstop_machine_calls {}\n",
+        "probes {}\noptimized {}\ndisabled {}\norphans {}\ntrampoline_pages {}\nstop_machine_calls {}\n",
         counts.probes,
         counts.optimized,
         counts.disabled,
+        counts.orphans,
         counts.trampoline_pages,
         sys::STOP_MACHINE_CALLS.load(Ordering::Relaxed)
     );
@@ -226,8 +294,10 @@ unsafe extern "C" fn optprobe_sysfs_stats_show(buf: *mut c_char, size: c_ulong) 
 
 /// Bytes per listing record. Records are padded to this size so a line never
 /// moves: hit counts change while a reader walks the file page by page, and
-/// 16 records fill a page exactly, so page-sized reads never tear a line.
-const RECORD: usize = 256;
+/// 8 records fill a page exactly, so page-sized reads never tear a line.
+/// 512 holds the longest line: a 64-byte name, an 80-byte symbol, two 20-digit
+/// counts and the longest reason.
+const RECORD: usize = 512;
 
 /// Write `text` as one record: truncated to RECORD - 1 bytes, space padded,
 /// newline terminated.
@@ -242,8 +312,7 @@ fn put_record(out: &mut [u8], text: &[u8]) {
 /// header) into `out`, which holds `count` records. Returns how many exist.
 fn render_records(first: usize, out: &mut [u8]) -> Result<usize> {
     let reg = registry::registry()?.lock();
-    let probes = reg.probes();
-    let total = probes.len() + 1;
+    let total = reg.listed() + 1;
     let count = (out.len() / RECORD).min(total.saturating_sub(first));
     let show = sys::show_kernel_addresses();
     let mut sym = [0u8; bindings::OPTPROBE_SYMBOL_BUF as usize];
@@ -253,10 +322,12 @@ fn render_records(first: usize, out: &mut [u8]) -> Result<usize> {
         if index == 0 {
             let _ = write!(line, "# name symbol+offset address state hits missed reason");
         } else {
-            let p = &probes[index - 1];
+            let Some(p) = reg.listed_at(index - 1) else { break };
             let sym_len = sys::symbolize(p.addr, &mut sym).min(80);
             let sym_str = core::str::from_utf8(&sym[..sym_len]).unwrap_or("?");
             let (state, reason) = match (p.disabled, p.state) {
+                _ if p.gone => ("gone", p.reason.to_str().unwrap_or("?")),
+                _ if p.orphaned => ("orphan", p.reason.to_str().unwrap_or("?")),
                 (true, _) => ("disabled", "-"),
                 (false, State::Optimized) => match probe::branch_state(p) {
                     Branch::Ours => ("optimized", "-"),
@@ -264,7 +335,7 @@ fn render_records(first: usize, out: &mut [u8]) -> Result<usize> {
                     // kprobes are globally disarmed); say so.
                     _ => ("kprobe", "branch replaced by kprobes/enabled toggle"),
                 },
-                (false, State::Kprobe) => ("kprobe", p.reason.as_str()),
+                (false, State::Kprobe) => ("kprobe", p.reason.to_str().unwrap_or("?")),
             };
             let _ = write!(
                 line,

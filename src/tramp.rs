@@ -14,6 +14,12 @@ pub const SLOT_SIZE: usize = 320;
 pub struct Layout {
     /// Template size (`optprobe_tmpl_end`).
     pub size: usize,
+    /// Two instructions that add PSTATE.PAN to the saved pstate (`nop`s in
+    /// the template).
+    pub pan: usize,
+    /// The instruction that puts `pmr_save` in x2 (`mov x2, #GIC_PRIO_IRQON`
+    /// in the template).
+    pub pmr: usize,
     /// The frame link instruction.
     pub frame_link: usize,
     /// The area for the probed instruction (or its relocation) and the
@@ -35,7 +41,7 @@ impl Layout {
     /// the literals, and the whole template inside one slot. The assembler
     /// checks the same at build time; this guards the Rust side.
     pub fn check(&self) -> Result<(), i32> {
-        let insns = [self.frame_link, self.orig_insn];
+        let insns = [self.pan, self.pan + 4, self.pmr, self.frame_link, self.orig_insn];
         let literals = [self.reloc_lit, self.probe, self.pc, self.callback];
         if self.size > SLOT_SIZE || self.size % 8 != 0 {
             return Err(EINVAL);
@@ -65,15 +71,42 @@ pub enum FrameLink {
 }
 
 /// Decide the frame link for a probe at word index `probe_index` of a function
-/// whose words (from its start) are `func`: `Body` once the function has set
-/// x29 from sp before the probe.
+/// whose words (from its start, at least up to the probe) are `func`.
+///
+/// `Body` only where the code proves x29 holds this function's own frame
+/// record at the probe: a frame record store and then a frame setup
+/// (`add x29, sp, #imm`) before it, nothing between the setup and the probe
+/// that may write x29 or end straight-line code (so no epilogue, no code
+/// after a return), and no branch from before the setup into that stretch
+/// (a shrink-wrapped early exit laid out after the setup) nor an indirect
+/// jump there. Otherwise `Entry`, which never loses the caller: record B
+/// `{x29, x30}` at worst repeats a frame.
 pub fn frame_link_for(func: &[u32], probe_index: usize) -> FrameLink {
-    let end = probe_index.min(func.len());
-    if func[..end].iter().any(|w| insn::is_frame_setup(*w)) {
-        FrameLink::Body
-    } else {
-        FrameLink::Entry
+    let Some(before) = func.get(..probe_index) else {
+        return FrameLink::Entry;
+    };
+    let Some(setup) = before.iter().rposition(|w| insn::is_frame_setup(*w)) else {
+        return FrameLink::Entry;
+    };
+    if !before[..setup].iter().any(|w| insn::is_frame_record_store(*w)) {
+        return FrameLink::Entry;
     }
+    if before[setup + 1..].iter().any(|w| insn::may_write_x29(*w) || insn::ends_straight_line(*w)) {
+        return FrameLink::Entry;
+    }
+    // Byte offsets from the function start: (setup, probe] must not be a
+    // branch target from the setup or before.
+    let (lo, hi) = (4 * setup as u64, 4 * probe_index as u64);
+    for (i, w) in before[..=setup].iter().enumerate() {
+        if insn::is_indirect_jump(*w) {
+            return FrameLink::Entry;
+        }
+        let target = insn::direct_branch_target(*w, 4 * i as u64);
+        if target.is_some_and(|t| t > lo && t <= hi) {
+            return FrameLink::Entry;
+        }
+    }
+    FrameLink::Body
 }
 
 /// What goes into one trampoline.
@@ -91,6 +124,10 @@ pub struct Params {
     pub callback: u64,
     /// Frame link choice.
     pub link: FrameLink,
+    /// The kernel runs with PAN (`ARM64_HAS_PAN`): read it into pstate.
+    pub read_pan: bool,
+    /// Pseudo-NMI priority masking is in use: save the live ICC_PMR_EL1.
+    pub read_pmr: bool,
 }
 
 fn put_insn(image: &mut [u8], offset: usize, word: u32) {
@@ -119,8 +156,20 @@ pub fn build(layout: &Layout, template: &[u8], image: &mut [u8], p: &Params) -> 
     if p.link == FrameLink::Body {
         put_insn(image, layout.frame_link, insn::MOV_X9_X29);
     }
+    if p.read_pan {
+        put_insn(image, layout.pan, insn::MRS_X2_PAN);
+        put_insn(image, layout.pan + 4, insn::ORR_X1_X1_X2);
+    }
+    if p.read_pmr {
+        put_insn(image, layout.pmr, insn::MRS_X2_ICC_PMR_EL1);
+    }
     for (i, word) in relocated.words[..relocated.len].iter().enumerate() {
         put_insn(image, layout.orig_insn + 4 * i, *word);
+    }
+    // Unused slots and the padding before the literals: the fault BRK, which
+    // the kernel never takes for a kprobe hit.
+    for off in (layout.orig_insn + 4 * relocated.len..layout.reloc_lit).step_by(4) {
+        put_insn(image, off, insn::BRK_FAULT);
     }
     put_literal(image, layout.reloc_lit, relocated.literal.unwrap_or(0));
     put_literal(image, layout.probe, p.probe);

@@ -15,6 +15,10 @@ u64 optprobe_target_blr(u64 x);
 extern u32 optprobe_target_blr_insn[];
 extern u32 optprobe_target_call_args_body[], optprobe_target_flags_insn[];
 u64 optprobe_target_many(u64 x);
+u64 optprobe_target_epilogue(u64 x, u64 y);
+u64 optprobe_target_shrinkwrap(u64 x, u64 y);
+/* Byte offsets of the probed instructions in those two functions. */
+extern const u64 optprobe_target_epilogue_off, optprobe_target_shrinkwrap_off;
 u64 optprobe_target_work(u64 x);
 extern u32 optprobe_target_args_insn[], optprobe_target_call_args_ret[];
 extern u32 optprobe_target_adrp_insn[], optprobe_target_many_insns[];

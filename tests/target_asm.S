@@ -114,3 +114,47 @@ SYM_INNER_LABEL(optprobe_target_exit_step_insn, SYM_L_GLOBAL)
 	add	x0, x0, #1
 	ret
 SYM_FUNC_END(optprobe_target_exit_step)
+
+/*
+ * Frame records torn down or not yet built at the probe, though a frame
+ * setup comes earlier in address order (tests/ktest/api.c, backtrace). The
+ * probed instructions have local labels, not symbols: optprobe reads the
+ * function from its kallsyms start, and a symbol at the probe would hide the
+ * prologue. Their offsets are exported as data instead.
+ *
+ * u64 optprobe_target_epilogue(u64 x, u64 y): x + 3. The probe sits after
+ * the epilogue restored x29 and x30: the caller is in x30 again.
+ */
+SYM_FUNC_START(optprobe_target_epilogue)
+	stp	x29, x30, [sp, #-16]!
+	mov	x29, sp
+	add	x0, x0, #1
+	ldp	x29, x30, [sp], #16
+.Lepilogue_insn:
+	add	x0, x0, #2
+	ret
+SYM_FUNC_END(optprobe_target_epilogue)
+
+/*
+ * u64 optprobe_target_shrinkwrap(u64 x, u64 y): x + 1 when y != 0, x + 3
+ * when y == 0. Shrink-wrapped: the early exit for y == 0 is laid out after
+ * the frame setup but runs without it.
+ */
+SYM_FUNC_START(optprobe_target_shrinkwrap)
+	cbz	x1, 1f
+	stp	x29, x30, [sp, #-16]!
+	mov	x29, sp
+	add	x0, x0, #1
+	ldp	x29, x30, [sp], #16
+	ret
+1:
+.Lshrinkwrap_early:
+	add	x0, x0, #3
+	ret
+SYM_FUNC_END(optprobe_target_shrinkwrap)
+
+	.pushsection .rodata
+	.balign	8
+SYM_DATA(optprobe_target_epilogue_off, .quad .Lepilogue_insn - optprobe_target_epilogue)
+SYM_DATA(optprobe_target_shrinkwrap_off, .quad .Lshrinkwrap_early - optprobe_target_shrinkwrap)
+	.popsection

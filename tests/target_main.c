@@ -38,6 +38,10 @@ EXPORT_SYMBOL_GPL(optprobe_target_adrp_insn);
 EXPORT_SYMBOL_GPL(optprobe_target_many);
 EXPORT_SYMBOL_GPL(optprobe_target_many_insns);
 EXPORT_SYMBOL_GPL(optprobe_target_caller_sp);
+EXPORT_SYMBOL_GPL(optprobe_target_epilogue);
+EXPORT_SYMBOL_GPL(optprobe_target_epilogue_off);
+EXPORT_SYMBOL_GPL(optprobe_target_shrinkwrap);
+EXPORT_SYMBOL_GPL(optprobe_target_shrinkwrap_off);
 
 /* The PC-relative functions of target_reloc.S, as a table. */
 #define RELOC_FUNCS(X)							\

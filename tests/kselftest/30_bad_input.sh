@@ -22,6 +22,9 @@ expect "Invalid argument" ""
 expect "No such file or directory" "-:nonexistent"
 expect "Argument list too long" "p:x $(printf '%0300d' 0)"
 expect "Invalid argument" "p:x 0x0"
+# Names: up to 64 characters, as kprobe_events allows (issue 11, item 15).
+n64=nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn
+expect "Invalid argument" "p:${n64}x vfs_read+16"
 
 # Multi-line writes are all or nothing: a bad line anywhere, a name used
 # twice, additions mixed with removals, or a refused probe change nothing.
@@ -33,7 +36,10 @@ expect "No such file or directory" "$(printf -- '-:keep\n-:nonexistent')"
 after=$(cat $SYS/probes)
 [ "$before" = "$after" ] || fail "listing changed by rejected writes"
 warns_after=$(dmesg | grep -c "optprobe: ")
-[ $((warns_after - warns_before)) -ge 17 ] || fail "only $((warns_after - warns_before)) warnings for 17 rejections"
-dmesg | grep "optprobe: " | tail -17
+[ $((warns_after - warns_before)) -ge 18 ] || fail "only $((warns_after - warns_before)) warnings for 18 rejections"
+dmesg | grep "optprobe: " | tail -18
+ctl "p:$n64 vfs_read+16" || fail "a 64-character name refused"
+[ "$(state $n64)" = optimized ] || fail "64-character name: '$(state $n64)' ($(grep "^$n64" $SYS/probes))"
+ctl "-:$n64" || fail "remove the 64-character name"
 cleanup
 exit 0

@@ -10,14 +10,14 @@ load_all
 ctl "p:t1 optprobe_target_args+4" || fail "add t1"
 [ "$(state t1)" = optimized ] || fail "t1 $(state t1) ($(reason t1))"
 call_target 5
-[ "$(hits t1)" = 5 ] || fail "t1: $(hits t1) hits, want 5"
+want_hits t1 5
 echo 0 > $E || fail "disarm all"
 call_target 5
-[ "$(hits t1)" = 5 ] || { echo 1 > $E; fail "t1 hit while kprobes are disarmed: $(hits t1)"; }
+want_hits t1 5 "kprobes are disarmed"
 echo 1 > $E || fail "arm all"
 call_target 5
 info "after the toggle: $(grep '^t1 ' $SYS/probes | tr -s ' ')"
-[ "$(hits t1)" = 10 ] || fail "t1: $(hits t1) hits after re-arming, want 10"
+want_hits t1 10 "after re-arming"
 [ "$(state t1)" = kprobe ] || fail "listing says $(state t1) though the branch is gone"
 dmesg -c > /dev/null
 ctl "-:t1" || fail "remove t1"

@@ -211,7 +211,22 @@ static void dump_trace(struct trace *t)
 		pr_info("optprobe_ktest:   #%d %pS\n", i, (void *)t->entries[i]);
 }
 
-static noinline int backtrace_one(void *addr, const char *inner, const char *outer)
+static noinline u64 call_through_call_args(void)
+{
+	return optprobe_target_call_args(1, 2, 3, 4, 5, 6, 7, 8);
+}
+
+static noinline u64 call_epilogue(void)
+{
+	return optprobe_target_epilogue(1, 1);
+}
+
+static noinline u64 call_shrinkwrap_early(void)
+{
+	return optprobe_target_shrinkwrap(1, 0);
+}
+
+static noinline int backtrace_one(void *addr, u64 (*call)(void), const char *inner, const char *outer)
 {
 	static struct trace t;
 	struct optprobe_desc d = { .addr = addr, .name = "bt", .handler = trace_handler, .data = &t };
@@ -222,7 +237,8 @@ static noinline int backtrace_one(void *addr, const char *inner, const char *out
 	if (ret)
 		return ret;
 	CHECK(optprobe_state(d.probe) == OPTPROBE_STATE_OPTIMIZED, "not optimized: %s", reason_of(d.probe));
-	optprobe_target_call_args(1, 2, 3, 4, 5, 6, 7, 8);
+	call();
+	CHECK(t.nr > 0, "the handler did not run");
 	a = find_frame(&t, inner);
 	b = find_frame(&t, outer);
 	if (a < 0 || b < 0 || b <= a) {
@@ -240,11 +256,25 @@ int case_backtrace(void)
 	int ret;
 
 	/* Before the probed function's frame record exists (leaf, entry). */
-	ret = backtrace_one(optprobe_target_args_insn, "optprobe_target_args", "optprobe_target_call_args");
+	ret = backtrace_one(optprobe_target_args_insn, call_through_call_args, "optprobe_target_args",
+			    "optprobe_target_call_args");
 	if (ret)
 		return ret;
 	/* After the prologue: the function's own record leads to its caller. */
-	return backtrace_one(optprobe_target_call_args_body, "optprobe_target_call_args", "backtrace_one");
+	ret = backtrace_one(optprobe_target_call_args_body, call_through_call_args, "optprobe_target_call_args",
+			    "call_through_call_args");
+	if (ret)
+		return ret;
+	/* After the epilogue (issue 11, item 11): x29 is the caller's again. */
+	ret = backtrace_one((u8 *)optprobe_target_epilogue + optprobe_target_epilogue_off, call_epilogue,
+			    "optprobe_target_epilogue",
+			    "call_epilogue");
+	if (ret)
+		return ret;
+	/* A shrink-wrapped early exit, laid out after the frame setup. */
+	return backtrace_one((u8 *)optprobe_target_shrinkwrap + optprobe_target_shrinkwrap_off, call_shrinkwrap_early,
+			     "optprobe_target_shrinkwrap",
+			     "call_shrinkwrap_early");
 }
 
 /* --- scale: scale_probes (default 1000) probes in one batch -------------- */
@@ -371,4 +401,141 @@ int case_coexist(void)
 	int ret = coexist_order(true);
 
 	return ret ? ret : coexist_order(false);
+}
+
+
+/* --- regs: pt_regs fields beyond the GPRs are defined, not stack garbage ---- */
+
+static struct pt_regs regs_seen;
+
+static void copy_regs_handler(void *data, struct pt_regs *regs)
+{
+	regs_seen = *regs;
+}
+
+/* Leave a pattern where the trampoline will build its pt_regs. */
+static noinline void poison_stack(void)
+{
+	u8 buf[1024];
+
+	memset(buf, 0x5a, sizeof(buf));
+	OPTIMIZER_HIDE_VAR(buf[0]);
+	barrier_data(buf);
+}
+
+static u64 live_pan(void)
+{
+	u64 pan = 0;
+
+	if (cpus_have_final_cap(ARM64_HAS_PAN))
+		asm volatile("mrs %0, S3_0_C4_C2_3" : "=r"(pan));
+	return pan;
+}
+
+int case_regs(void)
+{
+	struct optprobe_desc d = {
+		.addr = optprobe_target_args_insn, .name = "regs", .handler = copy_regs_handler,
+	};
+	u64 want_pmr = GIC_PRIO_IRQON, pan;
+	int ret;
+
+	ret = optprobe_register(&d);
+	if (ret)
+		return ret;
+	CHECK(optprobe_state(d.probe) == OPTPROBE_STATE_OPTIMIZED, "not optimized: %s", reason_of(d.probe));
+	memset(&regs_seen, 0xa5, sizeof(regs_seen));
+	preempt_disable();
+	if (system_uses_irq_prio_masking())
+		want_pmr = read_sysreg_s(SYS_ICC_PMR_EL1);
+	pan = live_pan();
+	poison_stack();
+	optprobe_target_args(1, 2, 3, 4, 5, 6, 7, 8);
+	preempt_enable();
+	CHECK(regs_seen.sdei_ttbr1 == 0, "sdei_ttbr1 %llx", regs_seen.sdei_ttbr1);
+	CHECK(regs_seen.pmr_save == want_pmr, "pmr_save %llx, want %llx", regs_seen.pmr_save, want_pmr);
+	CHECK(regs_seen.lockdep_hardirqs == 0, "lockdep_hardirqs %llx", regs_seen.lockdep_hardirqs);
+	CHECK(regs_seen.exit_rcu == 0, "exit_rcu %llx", regs_seen.exit_rcu);
+	CHECK(interrupts_enabled(&regs_seen), "interrupts_enabled() is false in a context with interrupts on");
+	CHECK((regs_seen.pstate & PSR_PAN_BIT) == (pan & PSR_PAN_BIT), "pstate %llx: PAN %s, the CPU's is %s",
+	      regs_seen.pstate, regs_seen.pstate & PSR_PAN_BIT ? "set" : "clear", pan & PSR_PAN_BIT ? "set" : "clear");
+	/* Documented as zero: everything but NZCV, DAIF, PAN, M[3:0]. */
+	CHECK(!(regs_seen.pstate & ~(u64)(0xf0000000 | PSR_D_BIT | PSR_A_BIT | PSR_I_BIT | PSR_F_BIT |
+					  PSR_PAN_BIT | 0xf)),
+	      "pstate %llx has undocumented bits", regs_seen.pstate);
+	pr_info("optprobe_ktest: regs: pstate %llx (PAN %s), pmr_save %llx, the rest 0\n", regs_seen.pstate,
+		pan ? "on" : "off", regs_seen.pmr_save);
+out:
+	optprobe_unregister(d.probe);
+	return ret;
+}
+
+/* --- late_post: a post-handler joining an optimized address (item 7) ------- */
+
+static atomic_t late_pre_runs, late_post_runs;
+
+static int late_kp_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	atomic_inc(&late_pre_runs);
+	return 0;
+}
+
+static void late_kp_post(struct kprobe *p, struct pt_regs *regs, unsigned long flags)
+{
+	atomic_inc(&late_post_runs);
+}
+
+int case_late_post(void)
+{
+	static atomic_t hits;
+	static struct kprobe kp;
+	struct optprobe_desc d = {
+		.addr = optprobe_target_args_insn, .name = "late_post", .handler = count_handler, .data = &hits,
+	};
+	const int n = 50;
+	int ret, i, waited = 0;
+	unsigned long missed;
+
+	atomic_set(&hits, 0);
+	atomic_set(&late_pre_runs, 0);
+	atomic_set(&late_post_runs, 0);
+	ret = optprobe_register(&d);
+	if (ret)
+		return ret;
+	CHECK(optprobe_state(d.probe) == OPTPROBE_STATE_OPTIMIZED, "not optimized: %s", reason_of(d.probe));
+	memset(&kp, 0, sizeof(kp));
+	kp.addr = (kprobe_opcode_t *)optprobe_target_args_insn;
+	kp.pre_handler = late_kp_pre;
+	kp.post_handler = late_kp_post;
+	ret = register_kprobe(&kp);
+	if (ret) {
+		optprobe_unregister(d.probe);
+		return ret;
+	}
+	for (i = 0; i < n; i++)
+		optprobe_target_args(i, 0, 0, 0, 0, 0, 0, 0);
+	/* The optimized path cannot run a post-handler: it must fall back. */
+	while (optprobe_state(d.probe) == OPTPROBE_STATE_OPTIMIZED && waited < 2000) {
+		msleep(10);
+		waited += 10;
+	}
+	for (i = 0; i < n; i++)
+		optprobe_target_args(i, 0, 0, 0, 0, 0, 0, 0);
+	missed = kp.nmissed;
+	CHECK(optprobe_state(d.probe) == OPTPROBE_STATE_KPROBE, "still optimized after %d ms", waited);
+	CHECK(strstr(reason_of(d.probe), "post-handler"), "reason '%s'", reason_of(d.probe));
+	CHECK(atomic_read(&late_pre_runs) == 2 * n && atomic_read(&hits) == 2 * n,
+	      "pre-handler runs %d, optprobe hits %d, want %d each", atomic_read(&late_pre_runs),
+	      atomic_read(&hits), 2 * n);
+	CHECK(atomic_read(&late_post_runs) >= n, "post-handler ran %d times, want all %d after the fall back",
+	      atomic_read(&late_post_runs), n);
+	CHECK(atomic_read(&late_post_runs) + missed == 2 * n,
+	      "post-handler ran %d times and missed %lu: %d hits are unaccounted for",
+	      atomic_read(&late_post_runs), missed, 2 * n - atomic_read(&late_post_runs) - (int)missed);
+	pr_info("optprobe_ktest: late_post: fell back to BRK in %d ms; post-handler %d runs + %lu missed = %d hits\n",
+		waited, atomic_read(&late_post_runs), missed, 2 * n);
+out:
+	unregister_kprobe(&kp);
+	optprobe_unregister(d.probe);
+	return ret;
 }

@@ -3,7 +3,8 @@
  * optprobe_ktest: what the case files share -- parameters, the FAIL/CHECK
  * macros, common handlers and the worker kthread. Each case group is one
  * file: api.c (hits, flags, fallback, backtrace, coexist, scale), races.c
- * (races, torture), reloc.c, cost.c; main.c holds the driver.
+ * (races, torture), lifetime.c (reason, handles, leak, missed), reloc.c,
+ * cost.c; main.c holds the driver.
  */
 #ifndef OPTPROBE_KTEST_H
 #define OPTPROBE_KTEST_H
@@ -24,6 +25,13 @@
 #include <linux/math64.h>
 #include <asm/ptrace.h>
 #include <asm/neon.h>
+#include <asm/pgtable.h>
+#include <asm/cpufeature.h>
+#include <asm/sysreg.h>
+#include <asm/setup.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+#include <linux/mm.h>
 #include "../../include/optprobe.h"
 #include "../target.h"
 
@@ -72,5 +80,13 @@ int case_races(void);
 int case_torture(void);
 int case_reloc(void);
 int case_cost(void);
+int case_reason(void);
+int case_handles(void);
+int case_leak(void);
+int case_missed(void);
+int case_pages(void);
+int case_regs(void);
+int case_late_post(void);
+int case_faults(void);
 
 #endif

@@ -13,7 +13,7 @@
 
 char *test_case = "";
 module_param_named(case, test_case, charp, 0);
-MODULE_PARM_DESC(case, "hits|flags|fallback|backtrace|coexist|scale|races|torture|reloc|call|cost");
+MODULE_PARM_DESC(case, "hits|flags|fallback|backtrace|coexist|scale|races|torture|reloc|reason|handles|missed|pages|regs|late_post|faults|leak|call|cost");
 unsigned int seconds = 10;
 module_param(seconds, uint, 0);
 unsigned int calls = 100;
@@ -83,6 +83,14 @@ static const struct {
 	{ "call", case_call },
 	{ "cost", case_cost },
 	{ "reloc", case_reloc },
+	{ "reason", case_reason },
+	{ "handles", case_handles },
+	{ "leak", case_leak },
+	{ "missed", case_missed },
+	{ "pages", case_pages },
+	{ "regs", case_regs },
+	{ "late_post", case_late_post },
+	{ "faults", case_faults },
 };
 
 static int __init ktest_init(void)

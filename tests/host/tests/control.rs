@@ -36,7 +36,6 @@ fn rejects_bad_input_with_a_reason() {
         (b"p:", ParseError::BadName),
         (b"p:1abc vfs_read", ParseError::BadName),
         (b"p:a-b vfs_read", ParseError::BadName),
-        (b"p:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa vfs_read", ParseError::BadName),
         (b"p:foo", ParseError::MissingTarget),
         (b"p:foo vfs_read extra", ParseError::TrailingGarbage),
         (b"p:foo vfs_read+", ParseError::BadOffset),
@@ -62,6 +61,23 @@ fn rejects_bad_input_with_a_reason() {
     assert_eq!(parse(&long), Err(ParseError::TooLong));
     assert_eq!(ParseError::TooLong.errno(), 7);
     assert_eq!(ParseError::BadName.errno(), 22);
+}
+
+/// kprobe_events allows event names of up to 64 characters (MAX_EVENT_NAME_LEN);
+/// so do we, for adds and removes alike.
+#[test]
+fn names_up_to_64_characters() {
+    let name64 = "n".repeat(64);
+    let name65 = "n".repeat(65);
+    let add = |n: &str| format!("p:{n} vfs_read+16");
+    assert_eq!(
+        parse(add(&name64).as_bytes()),
+        Ok(Command::Add { name: Some(&name64), target: Target::Symbol { symbol: "vfs_read", offset: 16 } })
+    );
+    assert_eq!(parse(add(&name65).as_bytes()), Err(ParseError::BadName));
+    assert_eq!(parse(format!("-:{name64}").as_bytes()), Ok(Command::Remove { name: &name64 }));
+    assert_eq!(parse(format!("-:{name65}").as_bytes()), Err(ParseError::BadName));
+    assert!(ParseError::BadName.as_str().contains("1-64"));
 }
 
 #[test]
@@ -112,4 +128,51 @@ fn writes_of_many_lines() {
     long.extend_from_slice(&[b'a'; 300]);
     assert_eq!(check_write(&long), Err((2, ParseError::TooLong)));
     assert!(!ParseError::MixedCommands.as_str().is_empty());
+}
+
+/// Writes over a page reach the control file in pieces of at most a page, cut
+/// anywhere. `split_piece` says how much of a piece (with the carried start
+/// of its first line) to run now; the rest is the start of a line that the
+/// next piece finishes.
+#[test]
+fn pieces_run_complete_lines_and_carry_the_rest() {
+    use optprobe_host::control::split_piece;
+    // The last piece of a write: everything runs, a final unterminated line too.
+    assert_eq!(split_piece(b"p:a x\np:b y", false), Ok(11));
+    assert_eq!(split_piece(b"p:a x\n", false), Ok(6));
+    // A full page may continue: its unfinished last line waits.
+    assert_eq!(split_piece(b"p:a x\np:b y", true), Ok(6));
+    assert_eq!(split_piece(b"p:a x\n", true), Ok(6));
+    assert_eq!(split_piece(b"p:a x\np:", true), Ok(6));
+    // Not even one complete line yet: all of it waits, if a line can be that long.
+    assert_eq!(split_piece(b"p:abc", true), Ok(0));
+    let long = [b'p'; 300];
+    assert_eq!(split_piece(&long, true), Err(ParseError::TooLong));
+    let mut tail = b"p:a x\n".to_vec();
+    tail.extend_from_slice(&[b'q'; 300]);
+    assert_eq!(split_piece(&tail, true), Err(ParseError::TooLong));
+}
+
+/// A write cut into pieces at every possible place runs the same commands.
+#[test]
+fn every_cut_runs_the_same_lines() {
+    use optprobe_host::control::split_piece;
+    let input: Vec<u8> = (0..40).flat_map(|i| format!("p:n{i} vfs_read+{}\n", 4 * i).into_bytes()).collect();
+    for page in [7usize, 16, 64, 100] {
+        let mut carried: Vec<u8> = Vec::new();
+        let mut ran: Vec<u8> = Vec::new();
+        let mut at = 0;
+        while at < input.len() {
+            let end = (at + page).min(input.len());
+            let mut piece = carried.clone();
+            piece.extend_from_slice(&input[at..end]);
+            let full = end - at == page;
+            let n = split_piece(&piece, full).unwrap();
+            ran.extend_from_slice(&piece[..n]);
+            carried = piece[n..].to_vec();
+            at = end;
+        }
+        assert!(carried.is_empty());
+        assert_eq!(ran, input, "page {page}");
+    }
 }

@@ -4,7 +4,17 @@ use optprobe_host::tramp::{self, FrameLink, Layout, Params};
 fn layout() -> Layout {
     // Shape of asm/template.S: 55 instructions, the relocation area, padding,
     // then four literals.
-    Layout { size: 280, frame_link: 116, orig_insn: 220, reloc_lit: 248, probe: 256, pc: 264, callback: 272 }
+    Layout {
+        size: 280,
+        pan: 84,
+        pmr: 104,
+        frame_link: 116,
+        orig_insn: 220,
+        reloc_lit: 248,
+        probe: 256,
+        pc: 264,
+        callback: 272,
+    }
 }
 
 fn params(tramp: u64, site: u64) -> Params {
@@ -15,6 +25,8 @@ fn params(tramp: u64, site: u64) -> Params {
         probe: 0x1122_3344_5566_7788,
         callback: 0xffff_0000_dead_beef,
         link: FrameLink::Body,
+        read_pan: false,
+        read_pmr: false,
     }
 }
 
@@ -101,6 +113,82 @@ fn frame_link_follows_the_prologue() {
     assert_eq!(tramp::frame_link_for(&[0x9100_0400; 4], 3), FrameLink::Entry);
 }
 
+// Words for the frame-link cases (llvm-objdump of the assembly named).
+const STP_FP_LR_PRE: u32 = 0xa9bf_7bfd; // stp x29, x30, [sp, #-16]!
+const STP_FP_LR_OFF: u32 = 0xa902_7bfd; // stp x29, x30, [sp, #32]
+const MOV_FP_SP: u32 = 0x9100_03fd; // mov x29, sp
+const ADD: u32 = 0x9100_0400; // add x0, x0, #1
+const LDP_FP_LR_POST: u32 = 0xa8c1_7bfd; // ldp x29, x30, [sp], #16
+const RET: u32 = 0xd65f_03c0;
+const BR_X3: u32 = 0xd61f_0060;
+const BLR_X4: u32 = 0xd63f_0080;
+const PACIASP: u32 = 0xd503_233f;
+/// `cbz x1, .+4*n`
+fn cbz_x1(n: u32) -> u32 {
+    0xb400_0001 | (n << 5)
+}
+
+/// Body (link through x29) only where the code before the probe proves x29
+/// holds this function's own frame record; Entry, which never loses the
+/// caller, everywhere else (issue 11, item 11).
+#[test]
+fn frame_link_body_only_where_the_frame_is_proven() {
+    use FrameLink::{Body, Entry};
+    let link = |f: &[u32], p: usize| tramp::frame_link_for(f, p);
+    // A plain prologue: after it, Body.
+    let f = [PACIASP, STP_FP_LR_PRE, MOV_FP_SP, ADD, ADD];
+    assert_eq!(link(&f, 3), Body);
+    assert_eq!(link(&f, 4), Body);
+    // The frame record stored at an offset (stp x29, x30, [sp, #32]; add x29).
+    assert_eq!(link(&[STP_FP_LR_OFF, 0x9100_83fd /* add x29, sp, #32 */, ADD], 2), Body);
+    // The epilogue restored x29: Entry from there on.
+    let f = [STP_FP_LR_PRE, MOV_FP_SP, ADD, LDP_FP_LR_POST, ADD, RET];
+    assert_eq!(link(&f, 3), Body, "at the ldp, x29 is still ours");
+    assert_eq!(link(&f, 4), Entry);
+    assert_eq!(link(&f, 5), Entry);
+    // Shrink-wrapped: an early exit laid out after the frame setup.
+    let f = [cbz_x1(6), STP_FP_LR_PRE, MOV_FP_SP, ADD, LDP_FP_LR_POST, RET, ADD, RET];
+    assert_eq!(link(&f, 6), Entry, "reached from before the setup");
+    assert_eq!(link(&f, 3), Body);
+    // An early branch past the probe does not matter.
+    let f = [cbz_x1(7), STP_FP_LR_PRE, MOV_FP_SP, ADD, ADD, LDP_FP_LR_POST, RET, RET];
+    assert_eq!(link(&f, 4), Body);
+    // Code after a return is reached only by branches: not proven.
+    let f = [STP_FP_LR_PRE, MOV_FP_SP, ADD, RET, ADD];
+    assert_eq!(link(&f, 4), Entry);
+    // A call in between is fine (it returns); an indirect jump before the
+    // setup is not (its targets are unknown).
+    assert_eq!(link(&[STP_FP_LR_PRE, MOV_FP_SP, BLR_X4, ADD], 3), Body);
+    assert_eq!(link(&[BR_X3, STP_FP_LR_PRE, MOV_FP_SP, ADD], 3), Entry);
+    // x29 set with no frame record stored first: not a frame.
+    assert_eq!(link(&[MOV_FP_SP, ADD, ADD], 2), Entry);
+    // Before any setup, and past the words given: Entry.
+    assert_eq!(link(&[ADD; 4], 3), Entry);
+    assert_eq!(link(&[STP_FP_LR_PRE, MOV_FP_SP], 5), Entry);
+}
+
+/// The words the frame-link rules recognise, as the oracle reads them.
+#[test]
+fn frame_words_match_the_oracle() {
+    use yaxpeax_arch::{Decoder, U8Reader};
+    let show = |w: u32| {
+        let bytes = w.to_le_bytes();
+        let mut r = U8Reader::new(&bytes);
+        format!("{}", yaxpeax_arm::armv8::a64::InstDecoder::default().decode(&mut r).unwrap()).to_lowercase()
+    };
+    assert!(show(STP_FP_LR_PRE).starts_with("stp x29, x30, [sp, #-0x10]!"), "{}", show(STP_FP_LR_PRE));
+    assert!(show(LDP_FP_LR_POST).starts_with("ldp x29, x30, [sp]"), "{}", show(LDP_FP_LR_POST));
+    assert!(insn::is_frame_record_store(STP_FP_LR_PRE) && insn::is_frame_record_store(STP_FP_LR_OFF));
+    assert!(!insn::is_frame_record_store(LDP_FP_LR_POST));
+    assert!(insn::may_write_x29(LDP_FP_LR_POST) && insn::may_write_x29(MOV_FP_SP));
+    assert!(!insn::may_write_x29(ADD) && !insn::may_write_x29(STP_FP_LR_PRE));
+    assert!(!insn::may_write_x29(0xd538_4262) /* mrs x2, pan */ && insn::may_write_x29(0xd538_427d) /* mrs x29, pan */);
+    assert!(!insn::may_write_x29(0xf940_0ba0) /* ldr x0, [x29, #16] */);
+    assert!(insn::may_write_x29(0xf940_0bbd) /* ldr x29, [x29, #16] */);
+    assert!(insn::ends_straight_line(RET) && insn::ends_straight_line(BR_X3));
+    assert!(!insn::ends_straight_line(BLR_X4) && !insn::ends_straight_line(ADD));
+}
+
 #[test]
 fn window_for_a_branch_reaches_site_and_target() {
     let page = 4096u64;
@@ -133,4 +221,55 @@ fn window_for_a_branch_reaches_site_and_target() {
     let (lo, hi) = tramp::window_for(site, Some(site + (255 << 20)), page, 0, u64::MAX).unwrap();
     assert!(insn::encode_b(lo, site).is_ok() && insn::encode_b(hi - 4, site + (255 << 20)).is_ok());
     assert_eq!(tramp::window_for(site, Some(site + (257 << 20)), page, 0, u64::MAX), None);
+}
+
+/// Unused relocation slots (and the padding before the literals) trap with
+/// the kernel's fault BRK (`AARCH64_BREAK_FAULT`), whatever the template
+/// holds: the kprobes BRK there would be taken for a kprobe hit.
+#[test]
+fn unused_relocation_slots_hold_the_fault_brk() {
+    let template = [0xaau8; 280];
+    let mut image = [0u8; 280];
+    let site = 0xffff_8000_8010_0000;
+    let tr = site - 4096;
+    let word = |image: &[u8], o: usize| u32::from_le_bytes(image[o..o + 4].try_into().unwrap());
+    for orig in [0x9100_0400u32, 0x9000_0005 /* adrp x5 */, 0x5400_0040 /* b.eq */] {
+        let mut p = params(tr, site);
+        p.orig_insn = orig;
+        tramp::build(&layout(), &template, &mut image, &p).unwrap();
+        let used = insn::relocate(orig, site, tr + 220, tr + 248).unwrap().len;
+        for off in (220 + 4 * used..248).step_by(4) {
+            assert_eq!(word(&image, off), insn::BRK_FAULT, "insn {orig:#x}: word at {off}");
+        }
+    }
+    assert_eq!(insn::BRK_FAULT, 0xd420_2000, "BRK #0x100 (FAULT_BRK_IMM)");
+}
+
+/// PAN and the GIC priority mask are read only where the kernel uses them;
+/// elsewhere the template's own instructions stay.
+#[test]
+fn pan_and_pmr_are_read_where_the_kernel_uses_them() {
+    let template = [0xaau8; 280];
+    let mut image = [0u8; 280];
+    let site = 0xffff_8000_8010_0000;
+    let word = |image: &[u8], o: usize| u32::from_le_bytes(image[o..o + 4].try_into().unwrap());
+    let mut p = params(site - 4096, site);
+    tramp::build(&layout(), &template, &mut image, &p).unwrap();
+    assert_eq!([word(&image, 84), word(&image, 88), word(&image, 104)], [0xaaaa_aaaa; 3]);
+    p.read_pan = true;
+    p.read_pmr = true;
+    tramp::build(&layout(), &template, &mut image, &p).unwrap();
+    assert_eq!(word(&image, 84), insn::MRS_X2_PAN);
+    assert_eq!(word(&image, 88), insn::ORR_X1_X1_X2);
+    assert_eq!(word(&image, 104), insn::MRS_X2_ICC_PMR_EL1);
+    // The encodings, as the oracle disassembles them.
+    use yaxpeax_arch::{Decoder, U8Reader};
+    let show = |w: u32| {
+        let bytes = w.to_le_bytes();
+        let mut r = U8Reader::new(&bytes);
+        format!("{}", yaxpeax_arm::armv8::a64::InstDecoder::default().decode(&mut r).unwrap()).to_lowercase()
+    };
+    assert_eq!(show(insn::ORR_X1_X1_X2), "orr x1, x1, x2");
+    assert!(show(insn::MRS_X2_PAN).starts_with("mrs x2,"), "{}", show(insn::MRS_X2_PAN));
+    assert!(show(insn::MRS_X2_ICC_PMR_EL1).starts_with("mrs x2,"), "{}", show(insn::MRS_X2_ICC_PMR_EL1));
 }

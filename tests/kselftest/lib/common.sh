@@ -1,6 +1,8 @@
 # Shared helpers for optprobe's kselftests (busybox sh in the QEMU guest).
 M=/modules
 SYS=/sys/kernel/optprobe
+# Test-only delay points (a build with OPTPROBE_TEST_HOOKS=1, as make test makes).
+HOOKS=/sys/module/optprobe/parameters
 
 fail() { echo "FAIL: $*"; cleanup; exit 1; }
 skip() { echo "SKIP: $*"; cleanup; exit 4; }
@@ -9,6 +11,7 @@ info() { echo "$*"; }
 # Unload everything of ours, most dependent first.
 cleanup() {
     rmmod optprobe_ktest 2>/dev/null
+    rmmod optprobe_inittext 2>/dev/null
     rmmod optprobe 2>/dev/null
     rmmod optprobe_target 2>/dev/null
     true
@@ -20,6 +23,15 @@ load_all() {
     insmod $M/optprobe.ko "$@" || fail "insmod optprobe"
 }
 
+# Wait up to 5 s for the kernel log to contain $1.
+wait_log() {
+    i=0
+    while ! dmesg | grep -q "$1"; do
+        i=$((i + 1)); [ $i -lt 50 ] || return 1
+        usleep 100000
+    done
+}
+
 # Write one command to the control file; prints the shell's error text, if any.
 ctl() { ( echo "$1" > $SYS/control ) 2>&1; }
 
@@ -29,6 +41,13 @@ field() { awk -v n="$1" -v f="$2" '$1 == n { print $f }' $SYS/probes; }
 state() { field "$1" 4; }
 hits() { field "$1" 5; }
 reason() { awk -v n="$1" '$1 == n { for (i = 7; i <= NF; i++) printf "%s%s", $i, (i < NF ? " " : ""); print "" }' $SYS/probes; }
+# Fail unless probe $1 has $2 hits; re-arms kprobes first if a test left
+# debugfs kprobes/enabled at 0 ($E).
+want_hits() {
+    [ "$(hits "$1")" = "$2" ] && return 0
+    [ -n "${E:-}" ] && echo 1 > "$E"
+    fail "$1: $(hits "$1") hits, want $2${3:+ ($3)}"
+}
 nprobes() { grep -vc '^#' $SYS/probes; }
 # A figure from the stats file: probes, optimized, disabled, trampoline_pages, ...
 statval() { awk -v k="$1" '$1 == k { print $2 }' $SYS/stats; }

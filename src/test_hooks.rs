@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Test-only delay points for deterministic race tests. They exist only in a
+//! build made with `OPTPROBE_TEST_HOOKS=1` (Kbuild then passes
+//! `--cfg optprobe_test_hooks` and `-DOPTPROBE_TEST_HOOKS`); `make test` builds
+//! that way, the default `make` does not, and then [`delay`] is empty.
+//!
+//! In a hooked build, `/sys/module/optprobe/parameters/delay_at` names one
+//! point and `delay_ms` how long to sleep there, and `patch_fail_after`
+//! injects text-patching failures (src/glue.c). Calls only the glue.
+
+/// A window a race test holds open.
+#[derive(Clone, Copy)]
+pub(crate) enum Point {
+    /// Module exit, between its two teardown steps (probes and notifier).
+    ExitWindow,
+    /// `unoptimize`, after the site was read and before it is patched.
+    UnoptimizeChecked,
+}
+
+#[cfg(optprobe_test_hooks)]
+impl Point {
+    fn name(self) -> &'static core::ffi::CStr {
+        match self {
+            Point::ExitWindow => c"exit_window",
+            Point::UnoptimizeChecked => c"unoptimize_checked",
+        }
+    }
+}
+
+/// Sleep at `point` if a test asked for it.
+#[cfg(optprobe_test_hooks)]
+pub(crate) fn delay(point: Point) {
+    // SAFETY: a NUL-terminated static string; the glue only compares it and
+    // may sleep (every caller is in process context).
+    unsafe { crate::bindings::optprobe_test_delay(point.name().as_ptr()) };
+}
+
+/// Sleep at `point` if a test asked for it: not in this build.
+#[cfg(not(optprobe_test_hooks))]
+#[inline(always)]
+pub(crate) fn delay(_point: Point) {}
+
+/// Fault injection for text patching: `Some(n)` makes the next batch write
+/// only its first `n` entries and fail (`patch_fail_after=n`).
+#[cfg(optprobe_test_hooks)]
+pub(crate) fn patch_limit() -> Option<usize> {
+    // SAFETY: reads a module parameter.
+    let n = unsafe { crate::bindings::optprobe_test_patch_limit() };
+    // CAST: non-negative, small.
+    (n >= 0).then_some(n as usize)
+}
+
+/// Fault injection for text patching: not in this build.
+#[cfg(not(optprobe_test_hooks))]
+#[inline(always)]
+pub(crate) fn patch_limit() -> Option<usize> {
+    None
+}
