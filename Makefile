@@ -6,6 +6,7 @@
 #   make demo            boot QEMU, attach probes, show their state and cost
 #   make bench           one boot: per-hit cost vs kprobe and ftrace, scaling, registration, memory
 #   make kernel          build (or reuse) the cached test kernel
+#   make preflight       can KDIR (default: the test kernel) build and run optprobe? one line per requirement
 #   make coverage        classify every instruction of the test kernel's .text
 #   make test-exhaustive the classifier against the oracle on all 2^32 words
 #   make test-long       make test with torture 60 s, boundary workload 120 s, ftrace group baseline
@@ -24,13 +25,16 @@ LLVM ?= 1
 RUSTC ?= /usr/bin/rustc
 KMAKE = $(ENV) && $(MAKE) -C $(KDIR) M=$(REPO) ARCH=$(ARCH) LLVM=$(LLVM) RUSTC=$(RUSTC)
 
-.PHONY: all modules kernel bootstrap test test-long test-exhaustive test-debug coverage demo bench modules-clean clean
+.PHONY: preflight all modules kernel bootstrap test test-long test-exhaustive test-debug coverage demo bench modules-clean clean
 
 all: modules
 
 modules:
 	@test -f $(KDIR)/Makefile || { echo "KDIR=$(KDIR) is not a kernel build tree; run 'make kernel' or set KDIR"; exit 1; }
 	+$(KMAKE) modules
+
+preflight:
+	@bash scripts/preflight --kdir $(KDIR) --rustc $(RUSTC)
 
 bootstrap:
 	@bash scripts/bootstrap
@@ -70,3 +74,4 @@ modules-clean:
 
 clean: modules-clean
 	rm -rf build tests/host/target
+	@$(ENV) && rm -rf "$$CARGO_TARGET_DIR"

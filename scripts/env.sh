@@ -4,6 +4,11 @@
 export OPTPROBE_CACHE
 export PATH="/usr/lib/llvm-19/bin:$OPTPROBE_CACHE/bindgen/bin:$PATH"
 export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+# The host crate's cargo target lives outside the repo: a module clean
+# (make M=<repo> clean) deletes every *.o and *.a below the module directory,
+# cargo's included, even while cargo is linking (run-tests runs both at once).
+OPTPROBE_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR="$OPTPROBE_CACHE/host-target/$(printf %s "$OPTPROBE_REPO" | sha256sum | cut -c1-12)"
 BUSYBOX="$OPTPROBE_CACHE/busybox-arm64"
 GUEST_BASH="$OPTPROBE_CACHE/guest-bash"
 BINDGEN="$OPTPROBE_CACHE/bindgen/bin/bindgen"

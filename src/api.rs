@@ -80,7 +80,7 @@ impl Registration {
         let handles = registry::attach(core::slice::from_ref(&spec))?;
         // INVARIANT: one live probe, owned from now on; the handler box is
         // kept until after detach.
-        Ok(Self { probe: handles.as_slice()[0], handler })
+        Ok(Self { probe: handles.as_slice()[0].probe, handler })
     }
 
     /// Take ownership of a probe attached without a handler box (sysfs).

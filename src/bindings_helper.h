@@ -15,5 +15,6 @@
 #include <linux/kallsyms.h>
 #include <linux/uidgid.h>
 #include <linux/capability.h>
+#include <linux/delay.h>
 #include <asm/ptrace.h>
 #include "glue.h"

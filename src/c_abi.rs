@@ -31,9 +31,9 @@ pub(crate) struct OptprobeDesc {
 /// it is never a valid pointer either.
 type Handle = *mut c_void;
 
-fn handle_of(probe: &Probe) -> Handle {
+fn handle_of(id: u64) -> Handle {
     // CAST: an opaque token, never dereferenced.
-    ((probe.id << 1) | 1) as usize as Handle
+    ((id << 1) | 1) as usize as Handle
 }
 
 fn key(handle: Handle) -> Key {
@@ -140,9 +140,9 @@ pub(crate) unsafe extern "C" fn optprobe_register_batch(descs: *mut OptprobeDesc
     match registry::attach(specs.as_slice()) {
         Ok(handles) => {
             for (desc, h) in descs.iter_mut().zip(handles.as_slice()) {
-                // SAFETY: a live probe just attached; the registry lock is
-                // not held, but `id` never changes after attach.
-                desc.probe = handle_of(unsafe { &**h });
+                // The id was read under the registry lock: the probe may be
+                // gone by now (its module unloading), the id stays unique.
+                desc.probe = handle_of(h.id);
             }
             0
         }

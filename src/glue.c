@@ -30,15 +30,20 @@
 #include "glue.h"
 #include "../include/optprobe.h"
 
-void optprobe_preempt_disable(void) { preempt_disable(); }
-NOKPROBE_SYMBOL(optprobe_preempt_disable);
-void optprobe_preempt_enable(void) { preempt_enable(); }
-NOKPROBE_SYMBOL(optprobe_preempt_enable);
-void *optprobe_this_cpu_ptr(void *percpu_ptr)
-{
-	return this_cpu_ptr((void __percpu *)percpu_ptr);
-}
-NOKPROBE_SYMBOL(optprobe_this_cpu_ptr);
+/*
+ * What the hit path (src/hit.rs) needs to do preempt_disable(),
+ * preempt_enable() and this_cpu_ptr() inline: where the preempt count sits in
+ * thread_info (current is in sp_el0), whether this config keeps it, and
+ * which register holds the per-CPU offset (tpidr_el2 with VHE).
+ */
+unsigned long optprobe_ti_preempt_offset(void) { return offsetof(struct thread_info, preempt_count); }
+bool optprobe_has_preempt_count(void) { return IS_ENABLED(CONFIG_PREEMPT_COUNT); }
+bool optprobe_percpu_in_tpidr_el2(void) { return cpus_have_final_cap(ARM64_HAS_VIRT_HOST_EXTN); }
+/* The rare end of an inline preempt_enable(): the count reached zero with a
+ * reschedule pending. Going through the C pair keeps the config's policy
+ * (PREEMPT, PREEMPT_DYNAMIC, none). */
+void optprobe_preempt_resched(void) { preempt_disable(); preempt_enable(); }
+NOKPROBE_SYMBOL(optprobe_preempt_resched);
 void *optprobe_per_cpu_ptr(void *percpu_ptr, int cpu)
 {
 	return per_cpu_ptr((void __percpu *)percpu_ptr, cpu);
@@ -76,11 +81,14 @@ void *optprobe_call_insn_copy(void *fn, void *dst, void *src, size_t len)
 {
 	return ((typeof(&aarch64_insn_copy))fn)(dst, src, len);
 }
-/* One page, read-only and executable from the start, inside [start, end). */
+/*
+ * One page, read-only and executable from the start, inside [start, end).
+ * No warning on failure: the caller handles it (the probe stays a BRK kprobe).
+ */
 void *optprobe_call_vmalloc_range(void *fn, unsigned long start, unsigned long end)
 {
 	return ((typeof(&__vmalloc_node_range_noprof))fn)(PAGE_SIZE, PAGE_SIZE,
-			start, end, GFP_KERNEL, PAGE_KERNEL_ROX,
+			start, end, GFP_KERNEL | __GFP_NOWARN, PAGE_KERNEL_ROX,
 			VM_FLUSH_RESET_PERMS, NUMA_NO_NODE,
 			__builtin_return_address(0));
 }
@@ -143,6 +151,7 @@ void optprobe_fallback_sync(void)
 /* The hit path: trampoline -> callback -> pre-handler -> handler dispatch. */
 NOKPROBE_SYMBOL(optprobe_callback);
 NOKPROBE_SYMBOL(optprobe_kp_pre_handler);
+NOKPROBE_SYMBOL(optprobe_kp_post_handler);
 NOKPROBE_SYMBOL(optprobe_rust_dispatch);
 static_assert(KSYM_SYMBOL_LEN <= OPTPROBE_SYMBOL_BUF);
 

@@ -14,9 +14,10 @@
 struct pt_regs;
 struct attribute_group;
 
-void optprobe_preempt_disable(void);
-void optprobe_preempt_enable(void);
-void *optprobe_this_cpu_ptr(void *percpu_ptr);
+unsigned long optprobe_ti_preempt_offset(void);
+bool optprobe_has_preempt_count(void);
+bool optprobe_percpu_in_tpidr_el2(void);
+void optprobe_preempt_resched(void);
 void *optprobe_per_cpu_ptr(void *percpu_ptr, int cpu);
 struct mutex;
 void optprobe_mutex_lock(struct mutex *lock);
@@ -53,6 +54,7 @@ void optprobe_fallback_sync(void);
 
 /* Rust entry points used by glue.c (and blacklisted from kprobes there). */
 int optprobe_kp_pre_handler(struct kprobe *kp, struct pt_regs *regs);
+void optprobe_kp_post_handler(struct kprobe *kp, struct pt_regs *regs, unsigned long flags);
 void optprobe_rust_dispatch(void *data, struct pt_regs *regs);
 void optprobe_callback(void *probe, struct pt_regs *regs);
 void optprobe_fallback_work(void);

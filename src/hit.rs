@@ -17,17 +17,88 @@
 //!
 //! It may call only the probe's own fields, the resolved symbols the probe
 //! carries (`Probe::syms`: a probe cannot exist before they are resolved),
-//! and the C glue for preemption and per-CPU pointers.
+//! and, on rare paths, the C glue (a due reschedule, the post-handler
+//! fallback). Preemption and per-CPU accesses are inline: the preempt count
+//! in `current` (sp_el0), the per-CPU offset in tpidr_el1/tpidr_el2.
 
 use crate::api::ProbeHandler;
 use crate::bindings;
 use crate::probe::Probe;
+use crate::sys;
 use core::ffi::{c_int, c_ulong, c_void};
 use core::ptr;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 
 /// `KPROBE_HIT_ACTIVE` from arch/arm64/include/asm/kprobes.h.
 const KPROBE_HIT_ACTIVE: u32 = 0x0000_0001;
+
+/// This CPU's per-CPU offset, as `__my_cpu_offset` reads it: tpidr_el1, or
+/// tpidr_el2 when the kernel runs at EL2 (VHE).
+#[inline(always)]
+fn this_cpu_offset(s: &sys::Symbols) -> usize {
+    let off: usize;
+    if s.percpu_el2 {
+        // SAFETY: reads a system register the kernel keeps the offset in.
+        unsafe { core::arch::asm!("mrs {}, tpidr_el2", out(reg) off, options(nomem, nostack, preserves_flags)) };
+    } else {
+        // SAFETY: as above.
+        unsafe { core::arch::asm!("mrs {}, tpidr_el1", out(reg) off, options(nomem, nostack, preserves_flags)) };
+    }
+    off
+}
+
+/// `&current_thread_info()->preempt_count`: arm64 keeps current in sp_el0.
+#[inline(always)]
+fn preempt_count_ptr(s: &sys::Symbols) -> *mut u64 {
+    let task: usize;
+    // SAFETY: reads sp_el0, which holds `current` in kernel mode.
+    unsafe { core::arch::asm!("mrs {}, sp_el0", out(reg) task, options(nomem, nostack, preserves_flags)) };
+    task.wrapping_add(s.ti_preempt) as *mut u64
+}
+
+/// `preempt_disable()`, inline (arm64's `__preempt_count_add(1)`: the task's
+/// own count, so plain loads and stores; then a compiler barrier).
+///
+/// # Safety
+///
+/// Paired with [`preempt_enable`] on the same task.
+#[inline(always)]
+unsafe fn preempt_disable(s: &sys::Symbols) {
+    if s.preempt_count {
+        // CAST: the low word of the 64-bit count is `preempt.count`.
+        let count = preempt_count_ptr(s).cast::<u32>();
+        // SAFETY: the current task's thread_info, written only by itself.
+        unsafe { count.write_volatile(count.read_volatile().wrapping_add(1)) };
+    }
+    compiler_fence(Ordering::SeqCst);
+}
+
+/// `preempt_enable()`, inline: arm64's `__preempt_count_dec_and_test()`;
+/// when that says a reschedule is due, the config's own `preempt_enable()`
+/// path (glue) decides what to do about it.
+///
+/// # Safety
+///
+/// After [`preempt_disable`] on the same task.
+#[inline(always)]
+unsafe fn preempt_enable(s: &sys::Symbols) {
+    compiler_fence(Ordering::SeqCst);
+    if !s.preempt_count {
+        return;
+    }
+    let whole = preempt_count_ptr(s);
+    // SAFETY: as in preempt_disable; need_resched is the high word, kept
+    // inverted (0 = needed), so the whole u64 is 0 exactly when the count
+    // reached 0 with a reschedule pending.
+    unsafe {
+        let pc = whole.read_volatile().wrapping_sub(1);
+        // CAST: store only the count (low word), as the kernel does.
+        whole.cast::<u32>().write_volatile(pc as u32);
+        if pc == 0 || whole.read_volatile() == 0 {
+            bindings::optprobe_preempt_resched();
+        }
+    }
+}
 
 /// The kprobe's pre-handler: runs on BRK hits and, via [`optprobe_callback`],
 /// on trampoline hits. Always returns 0: handlers may not redirect `pc`.
@@ -41,9 +112,9 @@ pub(crate) unsafe extern "C" fn optprobe_kp_pre_handler(kp: *mut bindings::kprob
     // CAST: `kp` is the first field of a `#[repr(C)]` Probe (container_of).
     let probe = kp.cast::<Probe>();
     // SAFETY: the kernel only calls this for registered kprobes, which are
-    // embedded in live Probes (type invariant).
+    // embedded in live Probes (type invariant); preemption is disabled.
     unsafe {
-        (*probe).hits.inc();
+        (*probe).hits.inc_at(this_cpu_offset((*probe).syms));
         // Volatile: an orphaned probe's handler is cleared on another CPU.
         if let Some(handler) = ptr::read_volatile(ptr::addr_of!((*probe).handler)) {
             handler((*probe).data, regs);
@@ -92,7 +163,7 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
     // kernel's, and preemption is disabled while they are used.
     unsafe {
         let s = (*probe).syms;
-        bindings::optprobe_preempt_disable();
+        preempt_disable(s);
         // register_kprobe() points kp.list at itself; only when another
         // kprobe shares the address does the kernel move ours into an
         // aggregate, whose pre-handler runs them all. Skip the hash lookup
@@ -104,7 +175,7 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
         } else {
             bindings::optprobe_call_get_kprobe(s.get_kprobe, (*probe).addr as *mut c_void)
         };
-        let current = bindings::optprobe_this_cpu_ptr(s.current_kprobe).cast::<*mut bindings::kprobe>();
+        let current = (s.current_kprobe as usize).wrapping_add(this_cpu_offset(s)) as *mut *mut bindings::kprobe;
         if !(*current).is_null() {
             // As kprobes_inc_nmissed_count(): on every kprobe at the address.
             inc_nmissed(if kp.is_null() { own } else { kp }, own);
@@ -117,21 +188,30 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
                 let delta = (s.kprobe_ctlblk as usize).wrapping_sub(s.current_kprobe as usize);
                 let kcb = current.cast::<u8>().wrapping_add(delta).cast::<bindings::kprobe_ctlblk>();
                 (*kcb).kprobe_status = KPROBE_HIT_ACTIVE;
-                if let Some(pre) = (*kp).pre_handler {
+                if kp == own {
+                    // Alone at the address: our own pre-handler's work, without
+                    // the indirect call through kp.pre_handler.
+                    (*probe).hits.inc_at(this_cpu_offset(s));
+                    if let Some(handler) = ptr::read_volatile(ptr::addr_of!((*probe).handler)) {
+                        handler((*probe).data, regs);
+                    }
+                } else if let Some(pre) = (*kp).pre_handler {
                     pre(kp, regs);
                 }
                 // A kprobe with a post-handler joined the address after we
                 // optimized it (the core's aggregate then has one): this
                 // path cannot run it. Count the hit missed on each kprobe
                 // that has one, and have a worker put the BRK back.
-                if kp != own && ptr::read_volatile(ptr::addr_of!((*kp).post_handler)).is_some() {
-                    inc_nmissed_post(kp);
+                if kp != own
+                    && ptr::read_volatile(ptr::addr_of!((*kp).post_handler)).is_some()
+                    && inc_nmissed_post(kp)
+                {
                     bindings::optprobe_request_fallback();
                 }
                 *current = ptr::null_mut();
             }
         }
-        bindings::optprobe_preempt_enable();
+        preempt_enable(s);
     }
 }
 
@@ -168,14 +248,17 @@ unsafe fn inc_nmissed(kp: *mut bindings::kprobe, own: *mut bindings::kprobe) {
     }
 }
 
-/// Count a missed hit on every kprobe of aggregate `kp` that has a
-/// post-handler: the optimized path ran its pre-handler but cannot run that.
+/// Count a missed hit on every enabled kprobe of aggregate `kp` that has a
+/// post-handler: the optimized path ran its pre-handler but cannot run that
+/// (the core's `aggr_post_handler` skips disabled ones too). Returns whether
+/// there was one.
 ///
 /// # Safety
 ///
 /// As for [`inc_nmissed`]; `kp` is an aggregate.
 #[inline(always)]
-unsafe fn inc_nmissed_post(kp: *mut bindings::kprobe) {
+unsafe fn inc_nmissed_post(kp: *mut bindings::kprobe) -> bool {
+    let mut found = false;
     // CAST: `list` links the aggregate's kprobes (container_of).
     let offset = core::mem::offset_of!(bindings::kprobe, list);
     // SAFETY: per the function's contract.
@@ -184,12 +267,17 @@ unsafe fn inc_nmissed_post(kp: *mut bindings::kprobe) {
         let mut pos = ptr::read_volatile(ptr::addr_of!((*head).next));
         while !pos.is_null() && pos != head {
             let k = pos.cast::<u8>().wrapping_sub(offset).cast::<bindings::kprobe>();
-            if ptr::read_volatile(ptr::addr_of!((*k).post_handler)).is_some() {
+            let off = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
+            if ptr::read_volatile(ptr::addr_of!((*k).post_handler)).is_some()
+                && ptr::read_volatile(ptr::addr_of!((*k).flags)) & off == 0
+            {
                 AtomicU64::from_ptr(ptr::addr_of_mut!((*k).nmissed).cast::<u64>()).fetch_add(1, Ordering::Relaxed);
+                found = true;
             }
             pos = ptr::read_volatile(ptr::addr_of!((*pos).next));
         }
     }
+    found
 }
 
 /// Dispatch a hit to a boxed [`ProbeHandler`].

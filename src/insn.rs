@@ -313,13 +313,21 @@ pub fn may_write_x29(word: u32) -> bool {
         }
         // Single register, immediate or register offset, general registers.
         let single = word & 0x3800_0000 == 0x3800_0000;
+        // Atomic memory operations (LDADD, SWP, ...: bit 21 set, bits 11:10
+        // zero, not the unsigned-offset form) write Rt whatever A and R are.
+        let atomic = single && word & (1 << 24) == 0 && word & (1 << 21) != 0 && (word >> 10) & 3 == 0;
+        if atomic {
+            return rt == FP;
+        }
         if single && word & (1 << 26) == 0 {
             let store = (word >> 22) & 3 == 0;
             let writeback = word & (1 << 24) == 0 && word & (1 << 21) == 0 && matches!((word >> 10) & 3, 1 | 3);
             return (!store && rt == FP) || (writeback && rn == FP);
         }
-        // Anything else (exclusives, SIMD&FP, literal): Rt, or worse.
-        return rt == FP || rn == FP;
+        // Anything else (exclusives and CAS, which also write Rs; SIMD&FP;
+        // literal): any register field.
+        let rs = (word >> 16) & 0x1f;
+        return rt == FP || rn == FP || rs == FP || rt2 == FP;
     }
     // Data processing: Rd.
     rt == FP
@@ -330,15 +338,19 @@ pub fn may_write_x29(word: u32) -> bool {
 /// Calls (`BL`, `BLR`) return and do not end it.
 pub fn ends_straight_line(word: u32) -> bool {
     let b = word & 0xfc00_0000 == 0x1400_0000;
-    // Unconditional branch (register): opc (bits 24:21) 0001 is BLR.
-    let branch_reg = word & 0xfe00_0000 == 0xd600_0000 && (word >> 21) & 0xf != 1;
-    b || branch_reg
+    // Unconditional branch (register): opc (bits 24:21) x001 is BLR, BLRAA,
+    // BLRAB; the rest (BR, BRAA, RET, RETAA, ERET, ...) do not come back.
+    let branch_reg = word & 0xfe00_0000 == 0xd600_0000 && (word >> 21) & 0x7 != 1;
+    // BRK (BUG()) and UDF trap: compilers lay unrelated code after them.
+    let trap = word & 0xffe0_001f == 0xd420_0000 || word & 0xffff_0000 == 0;
+    b || branch_reg || trap
 }
 
 /// Is this word an indirect jump (`BR` and its authenticated forms), whose
 /// targets a scan cannot know?
 pub fn is_indirect_jump(word: u32) -> bool {
-    word & 0xfe00_0000 == 0xd600_0000 && (word >> 21) & 0xf == 0
+    // BR, BRAAZ/BRABZ (opc 0000) and BRAA/BRAB (opc 1000).
+    word & 0xfe00_0000 == 0xd600_0000 && (word >> 21) & 0x7 == 0
 }
 
 // --- Relocation --------------------------------------------------------------

@@ -25,10 +25,12 @@ unsafe extern "C" fn optprobe_module_notify(
         if let Ok(reg) = registry::registry() {
             // SAFETY: `module` is live for the notifier's duration.
             let in_init = |addr: usize| unsafe { bindings::optprobe_within_module_init(addr as c_ulong, module) };
-            let n = reg.lock().retire_where(c"gone: module init text freed", |p| in_init(p.addr));
-            if n > 0 {
-                pr_info!("retired {} probe(s) in init text of a module going live\n", n);
-            }
+            let mut reg = reg.lock();
+            report("retired", reg.retire_where(c"gone: module init text freed", |p| in_init(p.addr)), "probe(s) in init text of a module going live");
+            report("released", reg.release_orphans_where(|p| in_init(p.addr)), "orphaned probe(s) in init text");
+            // A caller's handler or data in its own init text dangles from
+            // now on: remove those probes.
+            report("removed", reg.detach_where(|p| owned_by(p, &in_init)), "probe(s) whose handler or data live in freed init text");
         }
         return bindings::NOTIFY_DONE as c_int;
     }
@@ -38,29 +40,30 @@ unsafe extern "C" fn optprobe_module_notify(
     // SAFETY: `module` is live for the notifier's duration.
     let inside = |addr: usize| unsafe { bindings::optprobe_within_module(addr as c_ulong, module) };
     // Sysfs probes first (they own Registrations), then API probes.
-    let n = sysfs::detach_where(|p| inside(p.addr));
-    if n > 0 {
-        pr_info!("removing {} probe(s) in an unloading module\n", n);
-    }
+    report("removing", sysfs::detach_where(|p| inside(p.addr)), "probe(s) in an unloading module");
     if let Ok(reg) = registry::registry() {
         let mut reg = reg.lock();
-        let n = reg.detach_where(|p| inside(p.addr));
-        if n > 0 {
-            pr_info!("removed {} API probe(s) in an unloading module\n", n);
-        }
+        report("removed", reg.detach_where(|p| inside(p.addr)), "API probe(s) in an unloading module");
+        report("released", reg.release_orphans_where(|p| inside(p.addr)), "orphaned probe(s) in an unloading module");
         // A caller that unloads without unregistering: its handler, post
         // handler or data would dangle. Remove its probes with it.
-        let owned = |p: &Probe| {
-            p.handler.is_some_and(|h| inside(h as usize))
-                || p.post_handler.is_some_and(|h| inside(h as usize))
-                || inside(p.data as usize)
-        };
-        let n = reg.detach_where(owned);
-        if n > 0 {
-            pr_info!("removed {} probe(s) whose handler or data live in an unloading module\n", n);
-        }
+        report("removed", reg.detach_where(|p| owned_by(p, &inside)), "probe(s) whose handler or data live in an unloading module");
     }
     bindings::NOTIFY_DONE as c_int
+}
+
+/// Log "VERB N WHAT" when `n` probes were affected.
+fn report(verb: &str, n: usize, what: &str) {
+    if n > 0 {
+        pr_info!("{} {} {}\n", verb, n, what);
+    }
+}
+
+/// Do `p`'s handler, post handler or data lie where `inside` says?
+fn owned_by(p: &Probe, inside: &impl Fn(usize) -> bool) -> bool {
+    p.handler.is_some_and(|h| inside(h as usize))
+        || p.post_handler.is_some_and(|h| inside(h as usize))
+        || inside(p.data as usize)
 }
 
 /// The registered module notifier.

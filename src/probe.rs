@@ -189,9 +189,10 @@ impl Probe {
         Ok(probe)
     }
 
-    /// Register the kprobe disabled (nothing written yet), check the address
-    /// it resolved to, then arm it: the address kprobes resolves may be data
-    /// that must never get a BRK. On error nothing stays registered and the
+    /// Register the kprobe disabled (nothing written yet) and check the
+    /// address it resolved to: the address kprobes resolves may be data that
+    /// must never get a BRK. [`arm`] writes the text afterwards, for the
+    /// whole batch at once. On error nothing stays registered and the
     /// `pr_warn` names `spec`.
     pub(crate) fn register(&mut self, spec: &Spec) -> Result {
         self.kp.flags = bindings::KPROBE_FLAG_DISABLED;
@@ -205,13 +206,7 @@ impl Probe {
             if in_ftrace_ops_literal(self.addr) {
                 why = "ftrace ops literal before a function: data, not code (EINVAL)";
                 ret = -22;
-            } else {
-                // SAFETY: registered just above.
-                ret = unsafe { bindings::enable_kprobe(&mut self.kp) };
-                why = "cannot arm the kprobe";
-            }
-            if ret < 0 {
-                // SAFETY: registered just above, not armed by us.
+                // SAFETY: registered just above, never armed.
                 unsafe { bindings::unregister_kprobe(&mut self.kp) };
             }
         }
@@ -219,29 +214,44 @@ impl Probe {
             pr_warn!("cannot probe {}: {}\n", describe_target(spec), why);
             return Err(Error::from_errno(ret));
         }
-        self.arm_when_kprobes_rearm();
         Ok(())
     }
 
-    /// After `enable_kprobe`: while every kprobe is disarmed (debugfs
-    /// `kprobes/enabled` = 0), the core enables nothing and leaves the
-    /// kprobe flagged disabled, so re-arming all would skip it forever. A
-    /// kprobe registered enabled then is armed when kprobes are enabled
-    /// again; give ours the same: clear the flag, as `register_kprobe` and
-    /// `register_aggr_kprobe` do, under the core's mutex.
-    pub(crate) fn arm_when_kprobes_rearm(&mut self) {
-        let core = sys::KprobeLock::new();
-        if !core.all_disarmed() {
-            return;
-        }
-        let disabled = bindings::KPROBE_FLAG_DISABLED;
-        self.kp.flags &= !disabled;
-        // SAFETY: a registered address; the aggregate (or our own kprobe) is
-        // stable under kprobe_mutex, which `core` holds.
-        let at = unsafe { bindings::optprobe_call_get_kprobe(self.syms.get_kprobe, self.addr as *mut c_void) };
-        if !at.is_null() {
-            // SAFETY: as above; the core changes flags only under its mutex.
-            unsafe { (*at).flags &= !disabled };
+    /// The kprobe hashed at our address: our own, or the aggregate we are in.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `kprobe_mutex` (or runs in an RCU read-side section)
+    /// while it uses the pointer.
+    unsafe fn hashed(&self) -> *mut bindings::kprobe {
+        // SAFETY: a registered address, per the function's contract.
+        unsafe { bindings::optprobe_call_get_kprobe(self.syms.get_kprobe, self.addr as *mut c_void) }
+    }
+
+    /// Set or clear the core's DISABLED flag on our kprobe and on the
+    /// aggregate it is in, as the core does when it arms or disarms: the flag
+    /// says enabled iff the text is BRK or our branch.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `kprobe_mutex` and `text_mutex`, and the text at the
+    /// address agrees with the new flags.
+    unsafe fn set_core_disabled(&mut self, disabled: bool) {
+        let flag = bindings::KPROBE_FLAG_DISABLED;
+        // SAFETY: per the function's contract.
+        let at = unsafe { self.hashed() };
+        for k in [ptr::addr_of_mut!(self.kp), at] {
+            if k.is_null() {
+                continue;
+            }
+            // SAFETY: live kprobes under kprobe_mutex.
+            unsafe {
+                if disabled {
+                    (*k).flags |= flag;
+                } else {
+                    (*k).flags &= !flag;
+                }
+            }
         }
     }
 
@@ -268,6 +278,36 @@ impl Probe {
     /// still be live, so the trampoline must leak rather than be reused.
     pub(crate) fn leak_slot(&mut self) {
         self.slot = 0;
+    }
+}
+
+/// Does a kprobe at aggregate `at` (null: none) have a post-handler that
+/// runs, i.e. on a kprobe neither disabled nor gone? Only the BRK path can
+/// run post-handlers.
+///
+/// # Safety
+///
+/// `at` is null or the live kprobe hashed at an address, and the caller
+/// holds kprobe_mutex or the registry mutex (our probes cannot leave).
+pub(crate) unsafe fn has_enabled_post_handler(at: *mut bindings::kprobe) -> bool {
+    // SAFETY: per the function's contract.
+    unsafe {
+        if at.is_null() || (*at).post_handler.is_none() {
+            return false;
+        }
+        // CAST: `list` links the aggregate's kprobes (container_of).
+        let offset = core::mem::offset_of!(bindings::kprobe, list);
+        let off = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
+        let head = ptr::addr_of_mut!((*at).list);
+        let mut pos = (*head).next;
+        while !pos.is_null() && pos != head {
+            let k = pos.cast::<u8>().wrapping_sub(offset).cast::<bindings::kprobe>();
+            if (*k).post_handler.is_some() && (*k).flags & off == 0 {
+                return true;
+            }
+            pos = (*pos).next;
+        }
+        false
     }
 }
 
@@ -310,7 +350,7 @@ fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe:
     let at_addr = unsafe { bindings::optprobe_call_get_kprobe(probe.syms.get_kprobe, site as *mut c_void) };
     if !ptr::eq(at_addr, &probe.kp) {
         // SAFETY: `at_addr` is the live aggregate for this address.
-        if !at_addr.is_null() && unsafe { (*at_addr).post_handler.is_some() } {
+        if unsafe { has_enabled_post_handler(at_addr) } {
             probe.set_reason(c"another kprobe here has a post-handler");
             return None;
         }
@@ -396,6 +436,19 @@ impl Scratch {
         kvec::clear_copy(&mut self.which);
     }
 
+    /// Write everything queued, in `stop_machine` batches of at most
+    /// [`PATCH_BATCH`]; after each, `judge` gets the queue indices it covered
+    /// and its result (a failed batch may have written some entries).
+    fn patch_all(&mut self, lock: &sys::TextLock, mut judge: impl FnMut(&Self, core::ops::Range<usize>, Result)) {
+        let mut done = 0;
+        while done < self.addrs.len() {
+            let end = (done + PATCH_BATCH).min(self.addrs.len());
+            let result = lock.patch_batch(&mut self.addrs.as_mut_slice()[done..end], &mut self.insns.as_mut_slice()[done..end]);
+            judge(self, done..end, result);
+            done = end;
+        }
+    }
+
     /// Queue `insn` for `addr`, remembering batch index `i`. Within the
     /// reserved capacity this cannot fail.
     fn push(&mut self, addr: usize, insn: u32, i: usize) -> Result {
@@ -404,6 +457,93 @@ impl Scratch {
         self.which.push(i, GFP_KERNEL)?;
         Ok(())
     }
+}
+
+/// Arm freshly registered (disabled) probes, all in one text-patch batch
+/// per [`PATCH_BATCH`] instead of one `stop_machine` each: an eligible
+/// probe's original instruction becomes `b trampoline` directly, any other
+/// one's becomes BRK, and the core's DISABLED flags are cleared once the text
+/// says armed, under `kprobe_mutex` and `text_mutex`, so flag and text always
+/// agree (enabled iff the text is BRK or our branch). A probe joining a
+/// kprobe already armed with a BRK (a foreign one) has that BRK replaced by
+/// its branch when eligible. While kprobes are globally disarmed nothing is
+/// written and the flags are cleared, as `register_kprobe` would leave them,
+/// so re-arming all arms them.
+///
+/// Returns how many probes are still unarmed (a failed write): the caller
+/// arms those through the core or gives up.
+pub(crate) fn arm(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>], batch: &mut [&mut Probe]) -> usize {
+    let core = sys::KprobeLock::new();
+    if core.all_disarmed() {
+        for probe in batch.iter_mut() {
+            // SAFETY: kprobe_mutex held; nothing is armed while all are
+            // disarmed, so the flags agree with the text either way.
+            unsafe { probe.set_core_disabled(false) };
+            probe.set_reason(c"kprobes disarmed (debugfs kprobes/enabled=0)");
+        }
+        return 0;
+    }
+    let lock = sys::TextLock::new();
+    scratch.clear();
+    for i in 0..batch.len() {
+        let probe = &mut *batch[i];
+        // SAFETY: kprobe_mutex held.
+        let at = unsafe { probe.hashed() };
+        let own = ptr::addr_of_mut!(probe.kp);
+        // SAFETY: the live hashed kprobe, under kprobe_mutex.
+        let joins_armed = !at.is_null() && at != own && unsafe { (*at).flags } & bindings::KPROBE_FLAG_DISABLED == 0;
+        if scratch.addrs.as_slice().iter().any(|a| *a as usize == probe.addr) {
+            probe.set_reason(c"address already optimized by another optprobe");
+            continue;
+        }
+        // SAFETY: registered kprobe address.
+        let live = unsafe { sys::read_insn(probe.addr) };
+        let expected = if joins_armed { insn::BRK_KPROBES } else { probe.kp.opcode };
+        if live != expected {
+            if joins_armed && insn::decode_b_target(probe.addr as u64, live).is_some() {
+                probe.set_reason(c"address already optimized by another optprobe");
+            } else {
+                probe.set_reason(c"text at the probe is not its instruction");
+            }
+            continue;
+        }
+        let word = match prepare(pool, others, &lock, probe) {
+            Some(branch) => branch,
+            // Not eligible: arm it with BRK (joiners are armed already).
+            None if joins_armed => continue,
+            None => insn::BRK_KPROBES,
+        };
+        if scratch.push(probe.addr, word, i).is_err() && probe.slot != 0 {
+            // SAFETY: never made reachable.
+            unsafe { release_unreached_slot(pool, probe) };
+        }
+    }
+    // A failed batch is judged below from the text, probe by probe.
+    scratch.patch_all(&lock, |_, _, _| {});
+    let mut unarmed = 0;
+    for probe in batch.iter_mut() {
+        // SAFETY: registered kprobe address.
+        let live = unsafe { sys::read_insn(probe.addr) };
+        if probe.slot != 0 {
+            if insn::decode_b_target(probe.addr as u64, live) == Some(probe.slot as u64) {
+                // INVARIANT: the branch to this probe's trampoline is live.
+                probe.state = State::Optimized;
+                probe.reason = c"-";
+            } else {
+                probe.set_reason(c"text patching failed");
+                // SAFETY: the branch was not written: never reachable.
+                unsafe { release_unreached_slot(pool, probe) };
+            }
+        }
+        let armed = live == insn::BRK_KPROBES || insn::decode_b_target(probe.addr as u64, live).is_some();
+        if armed {
+            // SAFETY: both locks held; the text is armed.
+            unsafe { probe.set_core_disabled(false) };
+        } else {
+            unarmed += 1;
+        }
+    }
+    unarmed
 }
 
 /// Optimize every probe in `batch` that is eligible: trampolines first, then
@@ -438,15 +578,11 @@ pub(crate) fn optimize(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Pr
         if !queued {
             probe.set_reason(c"text at the probe is not our BRK");
             // SAFETY: the slot was never made reachable.
-            unsafe { pool.free_slot(probe.slot) };
-            probe.slot = 0;
+            unsafe { release_unreached_slot(pool, probe) };
         }
     }
-    let mut done = 0;
-    while done < scratch.addrs.len() {
-        let end = (done + PATCH_BATCH).min(scratch.addrs.len());
-        let result = lock.patch_batch(&mut scratch.addrs.as_mut_slice()[done..end], &mut scratch.insns.as_mut_slice()[done..end]);
-        for &i in &scratch.which.as_slice()[done..end] {
+    scratch.patch_all(&lock, |scratch, range, result| {
+        for &i in &scratch.which.as_slice()[range] {
             let probe = &mut batch[i];
             // Only a failed batch needs the text read back.
             if result.is_ok() || matches!(branch_state(probe), Branch::Ours) {
@@ -455,14 +591,27 @@ pub(crate) fn optimize(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Pr
                 probe.reason = c"-";
             } else {
                 probe.set_reason(c"text patching failed");
-                // SAFETY: the branch was not written, so the slot was never
-                // reachable.
-                unsafe { pool.free_slot(probe.slot) };
-                probe.slot = 0;
+                // SAFETY: the branch was not written: never reachable.
+                unsafe { release_unreached_slot(pool, probe) };
             }
         }
-        done = end;
-    }
+    });
+}
+
+/// Give back a slot no branch ever led to (no RCU-tasks wait needed).
+///
+/// # Safety
+///
+/// No branch to `probe.slot` was ever written.
+unsafe fn release_unreached_slot(pool: &mut Pool, probe: &mut Probe) {
+    // SAFETY: per the function's contract.
+    unsafe { pool.free_slot(probe.slot) };
+    probe.slot = 0;
+}
+
+/// Is `live` the branch to `probe`'s trampoline?
+fn decode_is_our_branch(probe: &Probe, live: u32) -> bool {
+    probe.slot != 0 && insn::decode_b_target(probe.addr as u64, live) == Some(probe.slot as u64)
 }
 
 /// What is at an optimized probe's address now.
@@ -506,29 +655,56 @@ pub(crate) fn unoptimize<P: DerefMut<Target = Probe>>(
     scratch: &mut Scratch,
     batch: &mut [P],
     select: impl Fn(&Probe) -> bool,
+    disarm: bool,
 ) -> usize {
     // Our own state (under the registry mutex): nothing of ours to undo.
-    if batch.iter().all(|p| !select(p) || (p.state != State::Optimized && p.slot == 0)) {
+    if !disarm && batch.iter().all(|p| !select(p) || (p.state != State::Optimized && p.slot == 0)) {
         return 0;
     }
+    // `disarm`: the probes are leaving or being disabled. One that is alone
+    // at its address gets its original instruction back in this batch and
+    // the core's DISABLED flag with it (under kprobe_mutex, so flag and
+    // text agree), and the core then has nothing to write; one sharing the
+    // address with other kprobes keeps the BRK they need.
+    let core = disarm.then(sys::KprobeLock::new);
     let lock = sys::TextLock::new();
     scratch.clear();
     let mut stuck = 0;
     for (i, probe) in batch.iter_mut().enumerate() {
-        if !select(probe) || probe.state != State::Optimized {
+        if !select(probe) {
+            continue;
+        }
+        // SAFETY: kprobe_mutex held when `core` is.
+        let alone = core.is_some()
+            && !probe.gone
+            && unsafe { probe.hashed() } == ptr::addr_of_mut!(probe.kp)
+            && probe.kp.flags & bindings::KPROBE_FLAG_DISABLED == 0;
+        let restore = if alone { probe.kp.opcode } else { insn::BRK_KPROBES };
+        if probe.state != State::Optimized {
+            // A BRK kprobe of ours: disarm it here rather than in the core.
+            // SAFETY: registered kprobe address.
+            if alone && unsafe { sys::read_insn(probe.addr) } == insn::BRK_KPROBES {
+                let _ = scratch.push(probe.addr, restore, i);
+            }
             continue;
         }
         match branch_state(probe) {
             Branch::Ours => {
-                if scratch.push(probe.addr, insn::BRK_KPROBES, i).is_err() {
+                if scratch.push(probe.addr, restore, i).is_err() {
                     pr_err!("probe at {:#x}: no room to queue the patch\n", probe.addr);
                     stuck += 1;
                     continue;
                 }
             }
-            // The kprobes core rewrote the site itself: nothing to patch,
-            // but the trampoline still waits for RCU-tasks below.
-            Branch::ReplacedByKprobes => {}
+            // The kprobes core rewrote the site itself: nothing to patch
+            // but its BRK when we disarm; the trampoline still waits for
+            // RCU-tasks below.
+            Branch::ReplacedByKprobes => {
+                // SAFETY: registered kprobe address.
+                if alone && unsafe { sys::read_insn(probe.addr) } == insn::BRK_KPROBES {
+                    let _ = scratch.push(probe.addr, restore, i);
+                }
+            }
             // Fail closed: unknown text, never overwritten, never freed.
             Branch::Unknown(live) => {
                 pr_err!("text at {:#x} is {:#010x}, not our branch: left alone\n", probe.addr, live);
@@ -542,25 +718,40 @@ pub(crate) fn unoptimize<P: DerefMut<Target = Probe>>(
         probe.set_reason(c"unoptimized");
     }
     test_hooks::delay(test_hooks::Point::UnoptimizeChecked);
-    let mut done = 0;
-    while done < scratch.addrs.len() {
-        let end = (done + PATCH_BATCH).min(scratch.addrs.len());
-        let result = lock.patch_batch(&mut scratch.addrs.as_mut_slice()[done..end], &mut scratch.insns.as_mut_slice()[done..end]);
-        if result.is_err() {
-            for &i in &scratch.which.as_slice()[done..end] {
-                let probe = &mut *batch[i];
+    scratch.patch_all(&lock, |scratch, range, result| {
+            for k in range {
+                let probe = &mut *batch[scratch.which.as_slice()[k]];
+                let wanted = scratch.insns.as_slice()[k];
                 // SAFETY: registered kprobe address.
-                if unsafe { sys::read_insn(probe.addr) } != insn::BRK_KPROBES {
+                let live = if result.is_ok() { wanted } else { unsafe { sys::read_insn(probe.addr) } };
+                if live == wanted && wanted != insn::BRK_KPROBES {
+                    // INVARIANT: the original instruction is back: the core's
+                    // flag says disabled, as its own disarm would leave it.
+                    // SAFETY: both locks held (`core`, `lock`).
+                    unsafe { probe.set_core_disabled(true) };
+                } else if live != wanted && decode_is_our_branch(probe, live) {
                     // INVARIANT: our branch is still there.
                     probe.state = State::Optimized;
                     probe.set_reason(c"-");
                     stuck += 1;
                 }
             }
+    });
+    if let Some(core) = core.as_ref() {
+        // All kprobes disarmed: the core wrote the original instruction; a
+        // probe alone there that leaves is disabled too.
+        if core.all_disarmed() {
+            for probe in batch.iter_mut().filter(|p| select(p) && !p.gone) {
+                // SAFETY: kprobe_mutex held.
+                if unsafe { probe.hashed() } == ptr::addr_of_mut!(probe.kp) {
+                    // SAFETY: both locks held; nothing is armed.
+                    unsafe { probe.set_core_disabled(true) };
+                }
+            }
         }
-        done = end;
     }
     drop(lock);
+    drop(core);
     // A task may have been preempted inside a trampoline; RCU-tasks returns
     // only once every task has voluntarily switched, i.e. left it.
     // SAFETY: process context.

@@ -29,6 +29,14 @@ pub(crate) struct Counts {
     pub(crate) trampoline_pages: usize,
 }
 
+/// A probe just attached: its address (for owners that cannot outlive it)
+/// and its id (for C ABI handles), both taken under the registry lock.
+#[derive(Clone, Copy)]
+pub(crate) struct Attached {
+    pub(crate) probe: *mut Probe,
+    pub(crate) id: u64,
+}
+
 /// How callers name a probe.
 #[derive(Clone, Copy)]
 pub(crate) enum Key {
@@ -146,12 +154,18 @@ impl Registry {
     }
 
     fn disable_one(&mut self, probe: &mut Probe) -> Result {
-        if probe::unoptimize(&mut self.pool, &mut self.scratch, &mut [&mut *probe], |_| true) > 0 {
+        if probe::unoptimize(&mut self.pool, &mut self.scratch, &mut [&mut *probe], |_| true, true) > 0 {
             pr_warn!("disable: branch at {:#x} could not be removed; still enabled\n", probe.addr);
             return Err(code::EIO);
         }
-        // SAFETY: registered kprobe (type invariant).
-        let ret = unsafe { bindings::disable_kprobe(&mut probe.kp) };
+        // Alone at its address, unoptimize disarmed it too; otherwise the
+        // core disables our kprobe in the aggregate (text unchanged).
+        let ret = if probe.kp.flags & bindings::KPROBE_FLAG_DISABLED != 0 {
+            0
+        } else {
+            // SAFETY: registered kprobe (type invariant).
+            unsafe { bindings::disable_kprobe(&mut probe.kp) }
+        };
         if ret < 0 {
             pr_warn!("disable: kprobe at {:#x} refused ({})\n", probe.addr, ret);
             // Still a working BRK probe; optimize it again if it can be.
@@ -165,22 +179,23 @@ impl Registry {
     }
 
     fn enable_one(&mut self, probe: &mut Probe) -> Result {
-        // SAFETY: registered kprobe (type invariant).
-        let ret = unsafe { bindings::enable_kprobe(&mut probe.kp) };
-        if ret < 0 {
-            pr_warn!("enable: kprobe at {:#x} refused ({})\n", probe.addr, ret);
-            return Err(Error::from_errno(ret));
-        }
-        probe.arm_when_kprobes_rearm();
-        probe.disabled = false;
         probe.set_reason(c"unoptimized");
-        // Optimization failures leave a BRK kprobe with a reason.
-        probe::optimize(&mut self.pool, &mut self.scratch, self.probes.as_slice(), &mut [&mut *probe]);
+        // Branch (or BRK) written directly; a failed write falls back to the
+        // core's enable_kprobe, which writes BRK.
+        if probe::arm(&mut self.pool, &mut self.scratch, self.probes.as_slice(), &mut [&mut *probe]) > 0 {
+            // SAFETY: registered kprobe (type invariant).
+            let ret = unsafe { bindings::enable_kprobe(&mut probe.kp) };
+            if ret < 0 {
+                pr_warn!("enable: kprobe at {:#x} refused ({})\n", probe.addr, ret);
+                return Err(Error::from_errno(ret));
+            }
+        }
+        probe.disabled = false;
         Ok(())
     }
 
     /// Register and optimize `specs`. All or nothing.
-    fn attach_batch(&mut self, specs: &[Spec]) -> Result<KVec<*mut Probe>> {
+    fn attach_batch(&mut self, specs: &[Spec]) -> Result<KVec<Attached>> {
         self.retry_orphans();
         // Every allocation happens before the first kprobe is registered: once
         // probes are live, no failure may drop them. That includes the room
@@ -213,12 +228,39 @@ impl Registry {
             // Capacity reserved above: cannot fail.
             let _ = refs.push(&mut **probe, GFP_KERNEL);
         }
-        // Optimization failures leave BRK kprobes with a reason; never an error.
-        probe::optimize(&mut self.pool, &mut self.scratch, self.probes.as_slice(), refs.as_mut_slice());
+        // Arm them all in one text-patch batch (optimized where eligible,
+        // BRK otherwise); optimization failures leave BRK kprobes with a
+        // reason. A probe our batch could not arm is armed by the core.
+        let mut failed = None;
+        if probe::arm(&mut self.pool, &mut self.scratch, self.probes.as_slice(), refs.as_mut_slice()) > 0 {
+            for p in refs.as_mut_slice() {
+                if p.kp.flags & bindings::KPROBE_FLAG_DISABLED == 0 {
+                    continue;
+                }
+                // SAFETY: registered just above.
+                let ret = unsafe { bindings::enable_kprobe(&mut p.kp) };
+                if ret < 0 {
+                    pr_warn!("cannot arm the kprobe at {:#x} ({})\n", p.addr, ret);
+                    failed = Some(Error::from_errno(ret));
+                    break;
+                }
+            }
+        }
         drop(refs);
+        if let Some(e) = failed {
+            // All or nothing: the batch leaves as a detach would (room
+            // reserved above, so this cannot fail half-way).
+            while let Some(probe) = swap_remove(&mut fresh, 0) {
+                if let Err(p) = kvec::push_or_return(&mut self.leaving, probe) {
+                    core::mem::forget(p);
+                }
+            }
+            self.finish_leaving();
+            return Err(e);
+        }
         while let Some(mut probe) = swap_remove(&mut fresh, 0) {
             // Capacity reserved above: neither push can fail.
-            let _ = handles.push(&mut *probe as *mut Probe, GFP_KERNEL);
+            let _ = handles.push(Attached { probe: &mut *probe as *mut Probe, id: probe.id }, GFP_KERNEL);
             let _ = self.probes.push(probe, GFP_KERNEL);
         }
         Ok(handles)
@@ -237,7 +279,7 @@ impl Registry {
     /// Unoptimize the marked probes where they are (they stay registered),
     /// then unmark each and hand it to `then`.
     fn unoptimize_marked(&mut self, mut then: impl FnMut(&mut Probe)) {
-        probe::unoptimize(&mut self.pool, &mut self.scratch, self.probes.as_mut_slice(), |p| p.doomed);
+        probe::unoptimize(&mut self.pool, &mut self.scratch, self.probes.as_mut_slice(), |p| p.doomed, false);
         for p in self.probes.as_mut_slice().iter_mut().filter(|p| p.doomed) {
             p.doomed = false;
             then(p);
@@ -270,14 +312,24 @@ impl Registry {
     /// with a post-handler (the hit path asked, see src/hit.rs): only the
     /// BRK path runs post-handlers. Returns how many.
     fn fall_back_post_handlers(&mut self) -> usize {
-        let core = sys::KprobeLock::new();
-        let n = self.mark(|p| {
+        let needs_brk = |p: &Probe| {
             // SAFETY: a registered address, under kprobe_mutex (`core`).
             let at = unsafe { bindings::optprobe_call_get_kprobe(p.syms.get_kprobe, p.addr as *mut c_void) };
             // SAFETY: the live kprobe at the address, under kprobe_mutex.
-            p.state == State::Optimized && !at.is_null() && unsafe { (*at).post_handler.is_some() }
-        });
+            p.state == State::Optimized && !p.gone && unsafe { probe::has_enabled_post_handler(at) }
+        };
+        let core = sys::KprobeLock::new();
+        let n = self.mark(needs_brk);
+        // Orphans too: their branch stays until a retry; as BRK kprobes the
+        // next retry frees them.
+        for p in self.orphans.as_mut_slice() {
+            p.doomed = needs_brk(p);
+        }
         drop(core);
+        probe::unoptimize(&mut self.pool, &mut self.scratch, self.orphans.as_mut_slice(), |p| p.doomed, false);
+        for p in self.orphans.as_mut_slice() {
+            p.doomed = false;
+        }
         if n > 0 {
             self.unoptimize_marked(|p| {
                 if p.state == State::Kprobe {
@@ -326,7 +378,7 @@ impl Registry {
         if self.leaving.is_empty() {
             return;
         }
-        probe::unoptimize(&mut self.pool, &mut self.scratch, self.leaving.as_mut_slice(), |_| true);
+        probe::unoptimize(&mut self.pool, &mut self.scratch, self.leaving.as_mut_slice(), |_| true, true);
         let mut orphaned = 0;
         let mut i = 0;
         while i < self.leaving.len() {
@@ -364,6 +416,46 @@ impl Registry {
         kvec::clear(&mut self.leaving);
     }
 
+    /// Orphans whose text is about to be freed (`pred`: inside a module
+    /// going away, or in init text at LIVE): their branch goes with the text
+    /// and no task runs that code any more, so they need no text write and
+    /// must not read it. Mark them gone, then free them as a detach does:
+    /// RCU-tasks, trampoline freed, kprobe unregistered. Returns how many.
+    pub(crate) fn release_orphans_where(&mut self, mut pred: impl FnMut(&Probe) -> bool) -> usize {
+        let mut n = 0;
+        let mut i = 0;
+        while i < self.orphans.len() {
+            if !pred(&self.orphans.as_slice()[i]) {
+                i += 1;
+                continue;
+            }
+            if let Some(mut p) = swap_remove(&mut self.orphans, i) {
+                // INVARIANT: never read or written again; the slot is freed
+                // after RCU-tasks by finish_leaving.
+                p.gone = true;
+                p.state = State::Kprobe;
+                n += 1;
+                if let Err(p) = kvec::push_or_return(&mut self.leaving, p) {
+                    core::mem::forget(p);
+                }
+            }
+        }
+        if n > 0 {
+            self.finish_leaving();
+            self.unpin_if_no_orphans();
+        }
+        n
+    }
+
+    fn unpin_if_no_orphans(&mut self) {
+        if self.orphans.is_empty() && self.pinned {
+            pr_info!("orphaned probes removed\n");
+            // INVARIANT: no orphans left.
+            self.pinned = false;
+            sys::unpin_this_module();
+        }
+    }
+
     /// Try again to remove the orphans' branches; free the ones that go.
     fn retry_orphans(&mut self) {
         if self.orphans.is_empty() {
@@ -379,12 +471,7 @@ impl Registry {
             }
         }
         self.finish_leaving();
-        if self.orphans.is_empty() && self.pinned {
-            pr_info!("orphaned probes removed\n");
-            // INVARIANT: no orphans left.
-            self.pinned = false;
-            sys::unpin_this_module();
-        }
+        self.unpin_if_no_orphans();
     }
 }
 
@@ -450,6 +537,24 @@ pub(crate) fn detach_all() {
         if n > 0 {
             pr_info!("detached {} API probe(s) at unload\n", n);
         }
+        // The module's code goes next (a failed init frees it too, whatever
+        // the pin): no branch to a trampoline that calls into it may stay.
+        // Retry until the orphans are gone.
+        let mut tries = 0u32;
+        loop {
+            let mut reg = reg.lock();
+            reg.retry_orphans();
+            if reg.orphans.is_empty() {
+                break;
+            }
+            if tries % 50 == 0 {
+                pr_err!("{} orphaned probe(s) block unloading; retrying\n", reg.orphans.len());
+            }
+            drop(reg);
+            tries = tries.wrapping_add(1);
+            // SAFETY: process context.
+            unsafe { bindings::msleep(100) };
+        }
     }
     // SAFETY: process context; the irq_work and work item are static.
     unsafe { bindings::optprobe_fallback_sync() };
@@ -475,7 +580,7 @@ pub(crate) fn registry() -> Result<&'static Mutex<Registry>> {
 }
 
 /// Attach probes, returning handles owned by the caller.
-pub(crate) fn attach(specs: &[Spec]) -> Result<KVec<*mut Probe>> {
+pub(crate) fn attach(specs: &[Spec]) -> Result<KVec<Attached>> {
     registry()?.lock().attach_batch(specs)
 }
 

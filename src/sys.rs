@@ -27,6 +27,12 @@ pub(crate) struct Symbols {
     kprobe_mutex: *mut bindings::mutex,
     /// `static bool kprobes_all_disarmed`, written under `kprobe_mutex`.
     kprobes_all_disarmed: *const bool,
+    /// Offset of `preempt_count` in `struct thread_info` (current is sp_el0).
+    pub(crate) ti_preempt: usize,
+    /// CONFIG_PREEMPT_COUNT: preempt_disable() counts.
+    pub(crate) preempt_count: bool,
+    /// The per-CPU offset is in tpidr_el2 (VHE), not tpidr_el1.
+    pub(crate) percpu_el2: bool,
     /// `set_memory_ro`, `set_memory_x` (arch/arm64/mm/pageattr.c).
     set_memory_ro: *mut c_void,
     set_memory_x: *mut c_void,
@@ -106,6 +112,12 @@ pub(crate) fn resolve_symbols() -> Result {
         kptr_restrict: lookup(k, c"kptr_restrict")?.cast(),
         kprobe_mutex: lookup(k, c"kprobe_mutex")?.cast(),
         kprobes_all_disarmed: lookup(k, c"kprobes_all_disarmed")?.cast(),
+        // SAFETY: constant getters.
+        ti_preempt: unsafe { bindings::optprobe_ti_preempt_offset() } as usize,
+        // SAFETY: as above.
+        preempt_count: unsafe { bindings::optprobe_has_preempt_count() },
+        // SAFETY: a final capability, valid after boot.
+        percpu_el2: unsafe { bindings::optprobe_percpu_in_tpidr_el2() },
         set_memory_ro: lookup(k, c"set_memory_ro")?,
         set_memory_x: lookup(k, c"set_memory_x")?,
     };
@@ -392,13 +404,16 @@ impl PerCpuCounter {
         Ok(Self { ptr })
     }
 
-    /// Add one on this CPU. Callers run with preemption (or IRQs) disabled.
+    /// Add one on the CPU whose per-CPU offset is `cpu_offset` (the hit
+    /// path reads it from tpidr). Callers run with preemption (or IRQs)
+    /// disabled on that CPU.
     #[inline(always)]
-    pub(crate) fn inc(&self) {
-        // SAFETY: `ptr` is live (invariant); this CPU's slot is only written
-        // by this CPU, and the caller keeps us on it.
+    pub(crate) fn inc_at(&self, cpu_offset: usize) {
+        // SAFETY: `ptr` is live (invariant); this CPU's slot (the per-CPU
+        // pointer plus this CPU's offset, as this_cpu_ptr computes it) is
+        // only written by this CPU, and the caller keeps us on it.
         unsafe {
-            let slot = bindings::optprobe_this_cpu_ptr(self.ptr).cast::<u64>();
+            let slot = (self.ptr as usize).wrapping_add(cpu_offset) as *mut u64;
             slot.write_volatile(slot.read_volatile().wrapping_add(1));
         }
     }

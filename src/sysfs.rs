@@ -25,22 +25,30 @@ const MAX_SYSFS_PROBES: usize = 4096;
 /// Probes made through the control file (and `probes=`), by name.
 struct SysfsProbes {
     list: KVec<Registration>,
-    /// The unfinished last line of a write's page-sized piece, waiting for
-    /// the next piece of the same write.
-    carry: Carry,
+    /// Unfinished last lines of page-sized pieces, each waiting for the next
+    /// piece of the same write, one per open file (a few writers at once).
+    carries: [Carry; CARRIES],
+    /// Age stamp for the next carry (the oldest is evicted when all are busy).
+    stamp: u64,
 }
 
+/// Open files that may have a cut line pending at once.
+const CARRIES: usize = 4;
+
 /// The start of a line cut at a piece boundary.
+#[derive(Clone, Copy)]
 struct Carry {
-    /// The open file it came from, and the offset the next piece starts at.
+    /// The open file it came from (0: free), and the offset the next piece
+    /// starts at.
     file: usize,
     next: i64,
+    stamp: u64,
     text: FixedStr<{ control::MAX_LINE + 1 }>,
 }
 
 impl Carry {
     const fn none() -> Self {
-        Self { file: 0, next: 0, text: FixedStr::new() }
+        Self { file: 0, next: 0, stamp: 0, text: FixedStr::new() }
     }
 }
 
@@ -49,7 +57,7 @@ static SYSFS_PROBES: Global<SysfsProbes> = Global::new();
 /// Create the (empty) set of control-file probes, then apply `probes=`.
 pub(crate) fn init() -> Result {
     SYSFS_PROBES.publish(KBox::pin_init(
-        kernel::new_mutex!(SysfsProbes { list: KVec::new(), carry: Carry::none() }),
+        kernel::new_mutex!(SysfsProbes { list: KVec::new(), carries: [Carry::none(); CARRIES], stamp: 0 }),
         GFP_KERNEL,
     )?);
     // SAFETY: the parameter buffer is NUL-terminated by moduleparam.
@@ -206,7 +214,7 @@ fn run_lines(probes: &mut SysfsProbes, input: &[u8]) -> Result {
             // Reserve first: once attached, no failure may drop a probe.
             probes.list.reserve(count, GFP_KERNEL)?;
             let handles = registry::attach(specs.as_slice())?;
-            for &probe in handles.as_slice() {
+            for &registry::Attached { probe, .. } in handles.as_slice() {
                 // SAFETY: a live probe, owned by this registration from now
                 // on; sysfs probes have no handler data.
                 let reg = unsafe { Registration::adopt(probe) };
@@ -225,16 +233,28 @@ fn run_lines(probes: &mut SysfsProbes, input: &[u8]) -> Result {
 /// file. A piece with no command in it is fine within a longer write.
 fn control_piece(file: usize, piece: &[u8], off: i64, full: bool) -> Result {
     let mut probes = SYSFS_PROBES.get()?.lock();
-    let carry = core::mem::replace(&mut probes.carry, Carry::none());
-    let mut text: KVec<u8> = KVec::with_capacity(carry.text.len() + piece.len(), GFP_KERNEL)?;
-    if !carry.text.is_empty() {
-        if carry.file == file && carry.next == off {
-            text.extend_from_slice(carry.text.as_bytes(), GFP_KERNEL)?;
-        } else {
-            pr_warn!("control: an unfinished line of an earlier write was dropped: '{}'\n", carry.text.as_str());
+    let mine = probes.carries.iter().position(|c| c.file == file);
+    let prefix = mine.map_or(FixedStr::new(), |i| probes.carries[i].text);
+    if let Some(i) = mine {
+        if probes.carries[i].next != off {
+            // The same open file, written elsewhere than where its cut line
+            // continues: that line can never be finished.
+            pr_warn!("control: an unfinished line was dropped (write at {}, it continued at {}): '{}'\n",
+                off, probes.carries[i].next, prefix.as_str());
+            probes.carries[i] = Carry::none();
         }
     }
+    let prefix = match mine {
+        Some(i) if probes.carries[i].file == file => prefix,
+        _ => FixedStr::new(),
+    };
+    // Allocate before touching the carry: an ENOMEM keeps it.
+    let mut text: KVec<u8> = KVec::with_capacity(prefix.len() + piece.len(), GFP_KERNEL)?;
+    text.extend_from_slice(prefix.as_bytes(), GFP_KERNEL)?;
     text.extend_from_slice(piece, GFP_KERNEL)?;
+    if let Some(i) = mine {
+        probes.carries[i] = Carry::none();
+    }
     let input = text.as_slice();
     let run = control::split_piece(input, full).map_err(|e| {
         pr_warn!("control: {}\n", e.as_str());
@@ -245,8 +265,20 @@ fn control_piece(file: usize, piece: &[u8], off: i64, full: bool) -> Result {
     if !(within_a_write && control::command_lines(now).next().is_none()) {
         run_lines(&mut probes, now)?;
     }
-    // CAST: piece lengths are at most a page.
-    probes.carry = Carry { file, next: off + piece.len() as i64, text: FixedStr::from_bytes(later) };
+    if !later.is_empty() {
+        let slot = match probes.carries.iter().position(|c| c.file == 0) {
+            Some(free) => free,
+            None => {
+                // All busy: the oldest writer's cut line is given up.
+                let oldest = (0..CARRIES).min_by_key(|&i| probes.carries[i].stamp).unwrap_or(0);
+                pr_warn!("control: too many unfinished writes; dropped: '{}'\n", probes.carries[oldest].text.as_str());
+                oldest
+            }
+        };
+        probes.stamp = probes.stamp.wrapping_add(1);
+        // CAST: piece lengths are at most a page.
+        probes.carries[slot] = Carry { file, next: off + piece.len() as i64, stamp: probes.stamp, text: FixedStr::from_bytes(later) };
+    }
     Ok(())
 }
 

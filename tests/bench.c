@@ -65,6 +65,55 @@ static noinline u64 run_calls(unsigned int n)
 	return ktime_get_ns() - t0;
 }
 
+/*
+ * The floor of any design that hands handlers a full pt_regs: save and
+ * restore all 31 general registers around a call, nothing else. Timed
+ * against a bare call, it says what the pt_regs contract alone costs here.
+ */
+u64 optprobe_bench_floor(u64 x);
+u64 optprobe_bench_bare(u64 x);
+asm(".pushsection .text, \"ax\"\n"
+    ".balign 8\n"
+    ".globl optprobe_bench_floor\n"
+    "optprobe_bench_floor:\n"
+    "	bti	c\n"
+    "	sub	sp, sp, #256\n"
+    "	stp	x0, x1, [sp, #0]\n	stp	x2, x3, [sp, #16]\n"
+    "	stp	x4, x5, [sp, #32]\n	stp	x6, x7, [sp, #48]\n"
+    "	stp	x8, x9, [sp, #64]\n	stp	x10, x11, [sp, #80]\n"
+    "	stp	x12, x13, [sp, #96]\n	stp	x14, x15, [sp, #112]\n"
+    "	stp	x16, x17, [sp, #128]\n	stp	x18, x19, [sp, #144]\n"
+    "	stp	x20, x21, [sp, #160]\n	stp	x22, x23, [sp, #176]\n"
+    "	stp	x24, x25, [sp, #192]\n	stp	x26, x27, [sp, #208]\n"
+    "	stp	x28, x29, [sp, #224]\n	str	x30, [sp, #240]\n"
+    "	ldp	x0, x1, [sp, #0]\n	ldp	x2, x3, [sp, #16]\n"
+    "	ldp	x4, x5, [sp, #32]\n	ldp	x6, x7, [sp, #48]\n"
+    "	ldp	x8, x9, [sp, #64]\n	ldp	x10, x11, [sp, #80]\n"
+    "	ldp	x12, x13, [sp, #96]\n	ldp	x14, x15, [sp, #112]\n"
+    "	ldp	x16, x17, [sp, #128]\n	ldp	x18, x19, [sp, #144]\n"
+    "	ldp	x20, x21, [sp, #160]\n	ldp	x22, x23, [sp, #176]\n"
+    "	ldp	x24, x25, [sp, #192]\n	ldp	x26, x27, [sp, #208]\n"
+    "	ldp	x28, x29, [sp, #224]\n	ldr	x30, [sp, #240]\n"
+    "	add	sp, sp, #256\n"
+    "	ret\n"
+    ".globl optprobe_bench_bare\n"
+    "optprobe_bench_bare:\n"
+    "	bti	c\n"
+    "	ret\n"
+    ".popsection\n");
+
+static noinline u64 run_stub(u64 (*stub)(u64), unsigned int n)
+{
+	u64 t0, acc = 0;
+	unsigned int i;
+
+	t0 = ktime_get_ns();
+	for (i = 0; i < n; i++)
+		acc += stub(i);
+	WRITE_ONCE(sink, acc);
+	return ktime_get_ns() - t0;
+}
+
 /* First instruction of a function's body: after BTI/PAC pads and ftrace nops. */
 static u32 *body_start(void *func)
 {
@@ -92,14 +141,11 @@ struct timing {
 	u64 median, min, max;	/* tenths of a nanosecond per call */
 };
 
-static struct timing time_case(void)
+/* Median, min and max of n samples (sorted in place). */
+static struct timing summarize(u64 *t, unsigned int n)
 {
-	u64 t[MAX_REPEATS];
-	unsigned int r, n = clamp(repeats, 1u, (unsigned int)MAX_REPEATS);
 	struct timing out;
 
-	for (r = 0; r < n; r++)
-		t[r] = div_u64(run_calls(calls) * 10, calls);
 	sort(t, n, sizeof(t[0]), cmp_u64, NULL);
 	out.median = t[n / 2];
 	out.min = t[0];
@@ -123,6 +169,22 @@ enum mech { NONE, KPROBE, OPT_ENTRY, OPT_MID, FTRACE };
 static const char *const mech_name[] = { "unprobed", "kprobe", "optprobe", "optprobe_mid", "ftrace" };
 
 static struct kprobe bench_kp;
+
+/*
+ * Every stop_machine() in the system while registration runs: a counting
+ * kprobe on stop_machine_cpuslocked(), which stop_machine() and text
+ * patching both go through.
+ */
+static atomic_long_t stop_machine_calls;
+static int count_stop_machine(struct kprobe *p, struct pt_regs *regs)
+{
+	atomic_long_inc(&stop_machine_calls);
+	return 0;
+}
+static struct kprobe stop_machine_kp = {
+	.symbol_name = "stop_machine_cpuslocked",
+	.pre_handler = count_stop_machine,
+};
 static struct optprobe_desc bench_desc;
 static struct ftrace_ops bench_ops = { .func = ftrace_handler };
 
@@ -256,6 +318,7 @@ static int bench_registration(unsigned int n)
 	struct optprobe **handles;
 	struct optprobe_stats before, after, mid;
 	u64 t0, t_reg, t_unreg;
+	long sm0, sm1, sm2;
 	unsigned int i;
 	int ret;
 
@@ -271,23 +334,26 @@ static int bench_registration(unsigned int n)
 		d[i].handler = op_handler;
 	}
 	optprobe_get_stats(&before);
+	sm0 = atomic_long_read(&stop_machine_calls);
 	t0 = ktime_get_ns();
 	ret = optprobe_register_batch(d, n);
 	t_reg = ktime_get_ns() - t0;
 	if (ret)
 		goto out;
+	sm1 = atomic_long_read(&stop_machine_calls);
 	optprobe_get_stats(&mid);
 	for (i = 0; i < n; i++)
 		handles[i] = d[i].probe;
 	t0 = ktime_get_ns();
 	optprobe_unregister_batch(handles, n);
 	t_unreg = ktime_get_ns() - t0;
+	sm2 = atomic_long_read(&stop_machine_calls);
 	optprobe_get_stats(&after);
-	pr_info("optprobe_bench: RESULT reg probes=%u optimized=%lu register_ms=%llu stop_machine_register=%lu unregister_ms=%llu stop_machine_unregister=%lu pages=%lu\n",
+	pr_info("optprobe_bench: RESULT reg probes=%u optimized=%lu register_ms=%llu stop_machine_register=%lu unregister_ms=%llu stop_machine_unregister=%lu pages=%lu system_stop_machine_register=%ld system_stop_machine_unregister=%ld\n",
 		n, mid.optimized - before.optimized, div_u64(t_reg, 1000000),
 		mid.stop_machine_calls - before.stop_machine_calls, div_u64(t_unreg, 1000000),
 		after.stop_machine_calls - mid.stop_machine_calls,
-		mid.trampoline_pages - before.trampoline_pages);
+		mid.trampoline_pages - before.trampoline_pages, sm1 - sm0, sm2 - sm1);
 	if (n == reg_max)
 		pr_info("optprobe_bench: RESULT mem slot_bytes=%u template_bytes=%u probe_struct_bytes=%u pages_for_%u=%lu\n",
 			mid.slot_bytes, mid.template_bytes, mid.probe_bytes, n,
@@ -302,8 +368,9 @@ static int __init bench_init(void)
 {
 	static const unsigned int sizes[] = { 1, 64, 1024 };
 	struct timing t[ARRAY_SIZE(mech_name)];
+	static u64 samples[ARRAY_SIZE(mech_name)][MAX_REPEATS];
 	u32 *entry = body_start(optprobe_target_work);
-	unsigned int cpus, i;
+	unsigned int cpus, i, r, nrep;
 	u64 base;
 	int m, ret;
 
@@ -314,16 +381,40 @@ static int __init bench_init(void)
 	pr_info("optprobe_bench: target optprobe_target_work, entry probe at %pS, mid at %pS\n",
 		entry, entry + 2);
 
-	for (m = NONE; m <= FTRACE; m++) {
-		ret = attach(m, entry);
-		if (ret)
-			return ret;
-		t[m] = time_case();
-		detach(m);
+	/*
+	 * Interleaved: run r of every case, then run r + 1 of every case, so a
+	 * drift of the host (QEMU shares 2 cores) spreads over all cases alike
+	 * instead of landing on one.
+	 */
+	nrep = clamp(repeats, 1u, (unsigned int)MAX_REPEATS);
+	for (r = 0; r < nrep; r++) {
+		for (m = NONE; m <= FTRACE; m++) {
+			ret = attach(m, entry);
+			if (ret)
+				return ret;
+			samples[m][r] = div_u64(run_calls(calls) * 10, calls);
+			detach(m);
+		}
 	}
+	for (m = NONE; m <= FTRACE; m++)
+		t[m] = summarize(samples[m], nrep);
 	base = t[NONE].median;
 	for (m = NONE; m <= FTRACE; m++)
 		report(mech_name[m], 1, calls, t[m], base);
+	/* The pt_regs floor, interleaved with a bare call the same way. */
+	for (r = 0; r < nrep; r++) {
+		u64 (*volatile floor)(u64) = optprobe_bench_floor, (*volatile bare)(u64) = optprobe_bench_bare;
+
+		samples[0][r] = div_u64(run_stub(bare, calls) * 10, calls);
+		samples[1][r] = div_u64(run_stub(floor, calls) * 10, calls);
+	}
+	{
+		struct timing bare_t = summarize(samples[0], nrep), floor_t = summarize(samples[1], nrep);
+		s64 over = (s64)floor_t.median - (s64)bare_t.median;
+
+		pr_info("optprobe_bench: RESULT floor ptregs_ns=%lld.%lld bare_call_ns=%llu.%llu\n",
+			over / 10, abs(over % 10), bare_t.median / 10, bare_t.median % 10);
+	}
 
 	for (cpus = 1; cpus <= min(4u, num_online_cpus()); cpus *= 2) {
 		struct timing plain, kp, op;
@@ -342,11 +433,18 @@ static int __init bench_init(void)
 		report("optprobe", cpus, scale_calls, op, plain.median);
 	}
 
+	ret = register_kprobe(&stop_machine_kp);
+	if (ret)
+		pr_warn("optprobe_bench: cannot count stop_machine calls system-wide (%d)\n", ret);
 	for (i = 0; i < ARRAY_SIZE(sizes) && sizes[i] <= reg_max; i++) {
 		ret = bench_registration(sizes[i]);
 		if (ret)
-			return ret;
+			break;
 	}
+	if (stop_machine_kp.addr)
+		unregister_kprobe(&stop_machine_kp);
+	if (ret)
+		return ret;
 	pr_info("optprobe_bench: done\n");
 	return 0;
 }

@@ -48,5 +48,21 @@ ctl "-:x" || fail "remove x"
 [ "$(statval probes)" = 0 ] || fail "orphans not retried: $(grep -v '^#' $SYS/probes | tr -s ' ')"
 [ "$(statval trampoline_pages)" = "$pages0" ] || fail "trampoline pages $(statval trampoline_pages), want $pages0"
 rmmod optprobe || fail "rmmod optprobe after the retry"
+# An orphan inside a module that goes away: released with the module, never
+# retried on its freed text later.
+cleanup
+insmod $M/optprobe_target.ko || fail "insmod optprobe_target"
+insmod $M/optprobe.ko || fail "insmod optprobe"
+ctl "p:o1 optprobe_target_args+4" || fail "add o1"
+echo 0 > $HOOKS/patch_fail_after
+ctl "-:o1"
+[ "$(state o1)" = orphan ] || { echo -1 > $HOOKS/patch_fail_after; fail "o1 '$(state o1)', want orphan"; }
+rmmod optprobe_target || { echo -1 > $HOOKS/patch_fail_after; fail "rmmod optprobe_target with an orphan in it"; }
+echo -1 > $HOOKS/patch_fail_after
+[ "$(statval probes)" = 0 ] || fail "the orphan outlived its module: $(grep -v '^#' $SYS/probes | tr -s ' ')"
+ctl "p:x vfs_read+16" || fail "add x after the module left"
+ctl "-:x" || fail "remove x"
+[ "$(statval trampoline_pages)" = "$pages0" ] || fail "trampoline pages $(statval trampoline_pages), want $pages0"
+rmmod optprobe || fail "rmmod optprobe (pin not dropped with the released orphan)"
 cleanup
 exit 0

@@ -187,6 +187,20 @@ fn frame_words_match_the_oracle() {
     assert!(insn::may_write_x29(0xf940_0bbd) /* ldr x29, [x29, #16] */);
     assert!(insn::ends_straight_line(RET) && insn::ends_straight_line(BR_X3));
     assert!(!insn::ends_straight_line(BLR_X4) && !insn::ends_straight_line(ADD));
+    // From the review (llvm-objdump of each): atomics, CAS and STXR write
+    // registers too; BRAA jumps; BLRAA returns; BRK and UDF trap.
+    for (w, what) in [
+        (0xf821_001d, "ldadd x1, x29, [x0]"),
+        (0xf821_801d, "swp x1, x29, [x0]"),
+        (0xc8bd_7c01, "cas x29, x1, [x0]"),
+        (0xc81d_7c01, "stxr w29, x1, [x0]"),
+        (0xf840_841d, "ldr x29, [x0], #8"),
+    ] {
+        assert!(insn::may_write_x29(w), "{what}");
+    }
+    assert!(insn::is_indirect_jump(0xd71f_0864) && insn::ends_straight_line(0xd71f_0864), "braa x3, x4");
+    assert!(!insn::ends_straight_line(0xd73f_0864) && !insn::is_indirect_jump(0xd73f_0864), "blraa x3, x4");
+    assert!(insn::ends_straight_line(0xd421_0000) && insn::ends_straight_line(0), "brk #0x800, udf #0");
 }
 
 #[test]
