@@ -52,17 +52,21 @@ static void ftrace_handler(unsigned long ip, unsigned long parent_ip,
 	count_hit();
 }
 
+/* Nanoseconds for n calls of fn(i), results summed into sink. */
+#define TIME_CALLS(n, fn) ({						\
+	u64 _t0 = ktime_get_ns(), _acc = 0;				\
+	unsigned int _i;						\
+									\
+	for (_i = 0; _i < (n); _i++)					\
+		_acc += fn(_i);						\
+	WRITE_ONCE(sink, _acc);						\
+	ktime_get_ns() - _t0;						\
+})
+
 /* The probed function: C, noinline, with an ftrace patch site. */
 static noinline u64 run_calls(unsigned int n)
 {
-	u64 t0, acc = 0;
-	unsigned int i;
-
-	t0 = ktime_get_ns();
-	for (i = 0; i < n; i++)
-		acc += optprobe_target_work(i);
-	WRITE_ONCE(sink, acc);
-	return ktime_get_ns() - t0;
+	return TIME_CALLS(n, optprobe_target_work);
 }
 
 /*
@@ -104,14 +108,7 @@ asm(".pushsection .text, \"ax\"\n"
 
 static noinline u64 run_stub(u64 (*stub)(u64), unsigned int n)
 {
-	u64 t0, acc = 0;
-	unsigned int i;
-
-	t0 = ktime_get_ns();
-	for (i = 0; i < n; i++)
-		acc += stub(i);
-	WRITE_ONCE(sink, acc);
-	return ktime_get_ns() - t0;
+	return TIME_CALLS(n, stub);
 }
 
 /* First instruction of a function's body: after BTI/PAC pads and ftrace nops. */
