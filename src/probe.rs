@@ -274,6 +274,41 @@ impl Probe {
         self.set_reason(c"orphan: branch could not be removed; retried on the next change");
     }
 
+    /// Flag the kprobe disabled in the core (ours only, not an aggregate),
+    /// so the core's unregister writes nothing.
+    ///
+    /// # Safety
+    ///
+    /// kprobe_mutex and text_mutex are held, and the text at the address is
+    /// not a BRK the core would need to disarm.
+    pub(crate) unsafe fn mark_core_disabled(&mut self) {
+        self.kp.flags |= bindings::KPROBE_FLAG_DISABLED;
+    }
+
+    /// Does a slot wait to be freed?
+    pub(crate) fn holds_slot(&self) -> bool {
+        self.slot != 0
+    }
+
+    /// Free the slot.
+    ///
+    /// # Safety
+    ///
+    /// No branch leads to it and RCU-tasks has elapsed since the last did.
+    pub(crate) unsafe fn free_slot_into(&mut self, pool: &mut Pool) {
+        if self.slot != 0 {
+            // SAFETY: per the function's contract.
+            unsafe { pool.free_slot(self.slot) };
+            self.slot = 0;
+        }
+    }
+
+    /// Is our branch at the probe address now? (Reads the text: only for
+    /// probes whose text is mapped.)
+    pub(crate) fn branch_is_live(&self) -> bool {
+        matches!(branch_state(self), Branch::Ours)
+    }
+
     /// Forget the slot without freeing it: used when the branch to it may
     /// still be live, so the trampoline must leak rather than be reused.
     pub(crate) fn leak_slot(&mut self) {
@@ -486,6 +521,10 @@ pub(crate) fn arm(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>]
     let lock = sys::TextLock::new();
     scratch.clear();
     for i in 0..batch.len() {
+        // Batch members at the same address are still flagged disabled:
+        // count their post-handlers as the core will once they are armed.
+        let addr = batch[i].addr;
+        let sibling_post = batch.iter().any(|q| q.addr == addr && q.post_handler.is_some());
         let probe = &mut *batch[i];
         // SAFETY: kprobe_mutex held.
         let at = unsafe { probe.hashed() };
@@ -507,25 +546,45 @@ pub(crate) fn arm(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>]
             }
             continue;
         }
-        let word = match prepare(pool, others, &lock, probe) {
+        let eligible = if sibling_post && probe.post_handler.is_none() {
+            probe.set_reason(c"another kprobe here has a post-handler");
+            None
+        } else {
+            prepare(pool, others, &lock, probe)
+        };
+        let word = match eligible {
             Some(branch) => branch,
             // Not eligible: arm it with BRK (joiners are armed already).
             None if joins_armed => continue,
             None => insn::BRK_KPROBES,
         };
-        if scratch.push(probe.addr, word, i).is_err() && probe.slot != 0 {
-            // SAFETY: never made reachable.
-            unsafe { release_unreached_slot(pool, probe) };
+        if scratch.push(probe.addr, word, i).is_err() {
+            if probe.slot != 0 {
+                // SAFETY: never made reachable.
+                unsafe { release_unreached_slot(pool, probe) };
+            }
+            continue;
         }
+        // Enabled before the write, so no hit after it is dropped as
+        // "disabled"; set back below if the write fails. Both locks are
+        // held, so nobody acts on the flag in between.
+        // SAFETY: both locks held.
+        unsafe { probe.set_core_disabled(false) };
     }
     // A failed batch is judged below from the text, probe by probe.
     scratch.patch_all(&lock, |_, _, _| {});
     let mut unarmed = 0;
-    for probe in batch.iter_mut() {
+    for i in 0..batch.len() {
         // SAFETY: registered kprobe address.
-        let live = unsafe { sys::read_insn(probe.addr) };
+        let live = unsafe { sys::read_insn(batch[i].addr) };
+        // Armed: our BRK, a branch written for a probe at this address in
+        // this batch, or a kprobe already armed that we joined. Never "any
+        // branch": a probed B or BL reads back as a branch when unpatched.
+        let addr = batch[i].addr;
+        let ours = batch.iter().any(|q| q.addr == addr && decode_is_our_branch(q, live));
+        let probe = &mut *batch[i];
         if probe.slot != 0 {
-            if insn::decode_b_target(probe.addr as u64, live) == Some(probe.slot as u64) {
+            if decode_is_our_branch(probe, live) {
                 // INVARIANT: the branch to this probe's trampoline is live.
                 probe.state = State::Optimized;
                 probe.reason = c"-";
@@ -535,11 +594,15 @@ pub(crate) fn arm(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>]
                 unsafe { release_unreached_slot(pool, probe) };
             }
         }
-        let armed = live == insn::BRK_KPROBES || insn::decode_b_target(probe.addr as u64, live).is_some();
-        if armed {
-            // SAFETY: both locks held; the text is armed.
-            unsafe { probe.set_core_disabled(false) };
-        } else {
+        // SAFETY: kprobe_mutex held.
+        let at = unsafe { probe.hashed() };
+        // SAFETY: the live hashed kprobe, under kprobe_mutex.
+        let joined = !at.is_null() && at != ptr::addr_of_mut!(probe.kp)
+            && unsafe { (*at).flags } & bindings::KPROBE_FLAG_DISABLED == 0;
+        let armed = live == insn::BRK_KPROBES || ours || (joined && live != probe.kp.opcode);
+        // SAFETY: both locks held; the flag follows the text.
+        unsafe { probe.set_core_disabled(!armed) };
+        if !armed {
             unarmed += 1;
         }
     }
@@ -752,15 +815,20 @@ pub(crate) fn unoptimize<P: DerefMut<Target = Probe>>(
     }
     drop(lock);
     drop(core);
-    // A task may have been preempted inside a trampoline; RCU-tasks returns
-    // only once every task has voluntarily switched, i.e. left it.
-    // SAFETY: process context.
-    unsafe { bindings::synchronize_rcu_tasks() };
-    for probe in batch.iter_mut() {
-        if select(probe) && probe.state == State::Kprobe && probe.slot != 0 {
-            // SAFETY: branch removed and RCU-tasks grace period elapsed.
-            unsafe { pool.free_slot(probe.slot) };
-            probe.slot = 0;
+    // Gone probes keep their slot here: their text may still branch to it
+    // until the core's unregister writes over it (see Registry::finish_leaving).
+    let freeable = |p: &Probe| select(p) && p.state == State::Kprobe && p.slot != 0 && !p.gone;
+    if batch.iter().any(|p| freeable(p)) {
+        // A task may have been preempted inside a trampoline; RCU-tasks
+        // returns only once every task has voluntarily switched, i.e. left it.
+        // SAFETY: process context.
+        unsafe { bindings::synchronize_rcu_tasks() };
+        for probe in batch.iter_mut() {
+            if freeable(probe) {
+                // SAFETY: branch removed and RCU-tasks grace period elapsed.
+                unsafe { pool.free_slot(probe.slot) };
+                probe.slot = 0;
+            }
         }
     }
     stuck

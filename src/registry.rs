@@ -411,6 +411,19 @@ impl Registry {
             }
         }
         unregister(&mut self.kps, self.leaving.as_mut_slice());
+        // Released orphans (gone) kept their slots through unregister: their
+        // text (a going module's, init text at LIVE, or text that no longer
+        // holds their branch) is not run through them any more. Free the
+        // slots only now, after RCU-tasks.
+        if self.leaving.as_slice().iter().any(|p| p.gone && p.holds_slot()) {
+            // SAFETY: process context.
+            unsafe { bindings::synchronize_rcu_tasks() };
+            for p in self.leaving.as_mut_slice().iter_mut().filter(|p| p.gone) {
+                // SAFETY: the kprobe is unregistered and the module text is
+                // not run any more; RCU-tasks elapsed since.
+                unsafe { p.free_slot_into(&mut self.pool) };
+            }
+        }
         // Boxes drop here: the kprobes are unregistered, handlers finished,
         // trampolines freed after RCU-tasks.
         kvec::clear(&mut self.leaving);
@@ -430,6 +443,16 @@ impl Registry {
                 continue;
             }
             if let Some(mut p) = swap_remove(&mut self.orphans, i) {
+                // The core must not write the original instruction over
+                // text that is not its BRK (or soon freed): flag it disabled
+                // so unregister leaves the text alone.
+                {
+                    let _core = sys::KprobeLock::new();
+                    let _text = sys::TextLock::new();
+                    // SAFETY: both locks held; the text is neither our
+                    // branch in use nor the core's BRK to disarm.
+                    unsafe { p.mark_core_disabled() };
+                }
                 // INVARIANT: never read or written again; the slot is freed
                 // after RCU-tasks by finish_leaving.
                 p.gone = true;
@@ -539,11 +562,14 @@ pub(crate) fn detach_all() {
         }
         // The module's code goes next (a failed init frees it too, whatever
         // the pin): no branch to a trampoline that calls into it may stay.
-        // Retry until the orphans are gone.
+        // Orphans whose site no longer holds their branch (unknown text,
+        // never overwritten) are unreachable: release them. The others are
+        // retried until their branch is gone.
         let mut tries = 0u32;
         loop {
             let mut reg = reg.lock();
             reg.retry_orphans();
+            reg.release_orphans_where(|p| !p.branch_is_live());
             if reg.orphans.is_empty() {
                 break;
             }

@@ -154,10 +154,10 @@ static void report(const char *name, unsigned int cpus, unsigned int n, struct t
 {
 	s64 over = (s64)t.median - (s64)base;
 
-	pr_info("optprobe_bench: RESULT hit case=%s cpus=%u calls=%u repeats=%u median_ns=%llu.%llu min_ns=%llu.%llu max_ns=%llu.%llu overhead_ns=%lld.%lld\n",
+	pr_info("optprobe_bench: RESULT hit case=%s cpus=%u calls=%u repeats=%u median_ns=%llu.%llu min_ns=%llu.%llu max_ns=%llu.%llu overhead_ns=%s%lld.%lld\n",
 		name, cpus, n, n == calls && cpus == 1 ? repeats : 3,
 		t.median / 10, t.median % 10, t.min / 10, t.min % 10, t.max / 10, t.max % 10,
-		over / 10, abs(over % 10));
+		over < 0 ? "-" : "", abs(over) / 10, abs(over) % 10);
 }
 
 /* --- attach/detach helpers for each mechanism --------------------------- */
@@ -409,8 +409,8 @@ static int __init bench_init(void)
 		struct timing bare_t = summarize(samples[0], nrep), floor_t = summarize(samples[1], nrep);
 		s64 over = (s64)floor_t.median - (s64)bare_t.median;
 
-		pr_info("optprobe_bench: RESULT floor ptregs_ns=%lld.%lld bare_call_ns=%llu.%llu\n",
-			over / 10, abs(over % 10), bare_t.median / 10, bare_t.median % 10);
+		pr_info("optprobe_bench: RESULT floor ptregs_ns=%s%lld.%lld bare_call_ns=%llu.%llu\n",
+			over < 0 ? "-" : "", abs(over) / 10, abs(over) % 10, bare_t.median / 10, bare_t.median % 10);
 	}
 
 	for (cpus = 1; cpus <= min(4u, num_online_cpus()); cpus *= 2) {
@@ -430,9 +430,9 @@ static int __init bench_init(void)
 		report("optprobe", cpus, scale_calls, op, plain.median);
 	}
 
-	ret = register_kprobe(&stop_machine_kp);
-	if (ret)
-		pr_warn("optprobe_bench: cannot count stop_machine calls system-wide (%d)\n", ret);
+	if (register_kprobe(&stop_machine_kp))
+		pr_warn("optprobe_bench: cannot count stop_machine calls system-wide\n");
+	ret = 0;
 	for (i = 0; i < ARRAY_SIZE(sizes) && sizes[i] <= reg_max; i++) {
 		ret = bench_registration(sizes[i]);
 		if (ret)

@@ -64,5 +64,17 @@ ctl "p:x vfs_read+16" || fail "add x after the module left"
 ctl "-:x" || fail "remove x"
 [ "$(statval trampoline_pages)" = "$pages0" ] || fail "trampoline pages $(statval trampoline_pages), want $pages0"
 rmmod optprobe || fail "rmmod optprobe (pin not dropped with the released orphan)"
+# Arming fails on a probed BL (it reads back as a branch when unpatched):
+# the probe must still be armed, by the core, and hit.
+cleanup
+load_all
+echo 0 > $HOOKS/patch_fail_after
+ctl "p:bl optprobe_target_call_args+28"
+rc=$?
+echo -1 > $HOOKS/patch_fail_after
+[ $rc = 0 ] || fail "add bl refused"
+info "$(grep '^bl ' $SYS/probes | tr -s ' ')"
+call_target 3
+want_hits bl 3 "a probe whose arming write failed"
 cleanup
 exit 0
