@@ -4,7 +4,8 @@
 //! `registry`; exports are in src/glue.c.
 
 use crate::fixed_str::FixedStr;
-use crate::probe::{self, Probe, RawHandler, Spec, State};
+use crate::probe::{Probe, RawHandler, Spec, State};
+use crate::patch;
 use crate::registry::{self, Key};
 use crate::{control, sys, tramp};
 use core::ffi::{c_char, c_int, c_ulong, c_void, CStr};
@@ -260,7 +261,7 @@ pub(crate) struct OptprobeStats {
 /// `stats` points to a writable `struct optprobe_stats`.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn optprobe_get_stats(stats: *mut OptprobeStats) {
-    let (layout, _) = probe::template();
+    let (layout, _) = patch::template();
     let counts = registry::registry().map(|reg| reg.lock().counts()).unwrap_or_default();
     let value = OptprobeStats {
         probes: counts.probes as c_ulong,

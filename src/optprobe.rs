@@ -22,6 +22,7 @@ mod global;
 mod hit;
 mod kvec;
 mod modules;
+mod patch;
 mod pool;
 mod probe;
 mod registry;
@@ -65,7 +66,7 @@ struct OptprobeModule {
 impl kernel::Module for OptprobeModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         sys::resolve_symbols()?;
-        let (layout, _) = probe::template();
+        let (layout, _) = patch::template();
         if layout.check().is_err() {
             pr_err!("trampoline template layout is inconsistent: {:?}\n", layout);
             return Err(code::EINVAL);

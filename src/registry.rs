@@ -11,7 +11,8 @@ use crate::bindings;
 use crate::global::Global;
 use crate::kvec::{self, swap_remove};
 use crate::pool::Pool;
-use crate::probe::{self, Probe, Spec, State};
+use crate::patch;
+use crate::probe::{Probe, Spec, State};
 use crate::sys;
 use core::ffi::{c_int, c_void, CStr};
 use core::ptr;
@@ -79,7 +80,7 @@ pub(crate) struct Registry {
     probes: KVec<KBox<Probe>>,
     orphans: KVec<KBox<Probe>>,
     pool: Pool,
-    scratch: probe::Scratch,
+    scratch: patch::Scratch,
     /// The probes of the detach batch in progress.
     leaving: KVec<KBox<Probe>>,
     /// `unregister_kprobes` argument.
@@ -154,7 +155,7 @@ impl Registry {
     }
 
     fn disable_one(&mut self, probe: &mut Probe) -> Result {
-        if probe::unoptimize(&mut self.pool, &mut self.scratch, &mut [&mut *probe], |_| true, true) > 0 {
+        if patch::unoptimize(&mut self.pool, &mut self.scratch, &mut [&mut *probe], |_| true, true) > 0 {
             pr_warn!("disable: branch at {:#x} could not be removed; still enabled\n", probe.addr);
             return Err(code::EIO);
         }
@@ -169,7 +170,7 @@ impl Registry {
         if ret < 0 {
             pr_warn!("disable: kprobe at {:#x} refused ({})\n", probe.addr, ret);
             // Still a working BRK probe; optimize it again if it can be.
-            probe::optimize(&mut self.pool, &mut self.scratch, self.probes.as_slice(), &mut [&mut *probe]);
+            patch::optimize(&mut self.pool, &mut self.scratch, self.probes.as_slice(), &mut [&mut *probe]);
             return Err(Error::from_errno(ret));
         }
         // INVARIANT: branch and trampoline gone, kprobe disabled.
@@ -182,7 +183,7 @@ impl Registry {
         probe.set_reason(c"unoptimized");
         // Branch (or BRK) written directly; a failed write falls back to the
         // core's enable_kprobe, which writes BRK.
-        if probe::arm(&mut self.pool, &mut self.scratch, self.probes.as_slice(), &mut [&mut *probe]) > 0 {
+        if patch::arm(&mut self.pool, &mut self.scratch, self.probes.as_slice(), &mut [&mut *probe]) > 0 {
             // SAFETY: registered kprobe (type invariant).
             let ret = unsafe { bindings::enable_kprobe(&mut probe.kp) };
             if ret < 0 {
@@ -232,7 +233,7 @@ impl Registry {
         // BRK otherwise); optimization failures leave BRK kprobes with a
         // reason. A probe our batch could not arm is armed by the core.
         let mut failed = None;
-        if probe::arm(&mut self.pool, &mut self.scratch, self.probes.as_slice(), refs.as_mut_slice()) > 0 {
+        if patch::arm(&mut self.pool, &mut self.scratch, self.probes.as_slice(), refs.as_mut_slice()) > 0 {
             for p in refs.as_mut_slice() {
                 if p.kp.flags & bindings::KPROBE_FLAG_DISABLED == 0 {
                     continue;
@@ -279,7 +280,7 @@ impl Registry {
     /// Unoptimize the marked probes where they are (they stay registered),
     /// then unmark each and hand it to `then`.
     fn unoptimize_marked(&mut self, mut then: impl FnMut(&mut Probe)) {
-        probe::unoptimize(&mut self.pool, &mut self.scratch, self.probes.as_mut_slice(), |p| p.doomed, false);
+        patch::unoptimize(&mut self.pool, &mut self.scratch, self.probes.as_mut_slice(), |p| p.doomed, false);
         for p in self.probes.as_mut_slice().iter_mut().filter(|p| p.doomed) {
             p.doomed = false;
             then(p);
@@ -316,7 +317,7 @@ impl Registry {
             // SAFETY: a registered address, under kprobe_mutex (`core`).
             let at = unsafe { bindings::optprobe_call_get_kprobe(p.syms.get_kprobe, p.addr as *mut c_void) };
             // SAFETY: the live kprobe at the address, under kprobe_mutex.
-            p.state == State::Optimized && !p.gone && unsafe { probe::has_enabled_post_handler(at) }
+            p.state == State::Optimized && !p.gone && unsafe { patch::has_enabled_post_handler(at) }
         };
         let core = sys::KprobeLock::new();
         let n = self.mark(needs_brk);
@@ -326,7 +327,7 @@ impl Registry {
             p.doomed = needs_brk(p);
         }
         drop(core);
-        probe::unoptimize(&mut self.pool, &mut self.scratch, self.orphans.as_mut_slice(), |p| p.doomed, false);
+        patch::unoptimize(&mut self.pool, &mut self.scratch, self.orphans.as_mut_slice(), |p| p.doomed, false);
         for p in self.orphans.as_mut_slice() {
             p.doomed = false;
         }
@@ -378,7 +379,7 @@ impl Registry {
         if self.leaving.is_empty() {
             return;
         }
-        probe::unoptimize(&mut self.pool, &mut self.scratch, self.leaving.as_mut_slice(), |_| true, true);
+        patch::unoptimize(&mut self.pool, &mut self.scratch, self.leaving.as_mut_slice(), |_| true, true);
         let mut orphaned = 0;
         let mut i = 0;
         while i < self.leaving.len() {
@@ -533,7 +534,7 @@ pub(crate) fn init() -> Result {
             probes: KVec::new(),
             orphans: KVec::new(),
             pool: Pool::new(),
-            scratch: probe::Scratch::new(),
+            scratch: patch::Scratch::new(),
             leaving: KVec::new(),
             kps: KVec::new(),
             pinned: false,

@@ -10,7 +10,8 @@ use crate::api::{detach_registrations, Registration};
 use crate::fixed_str::FixedStr;
 use crate::global::Global;
 use crate::kvec::{push_or_return, swap_remove};
-use crate::probe::{self, Branch, Spec, State};
+use crate::patch::{self, Branch};
+use crate::probe::{self, Spec, State};
 use crate::{bindings, control, registry, sys};
 use core::ffi::{c_char, c_long, c_ulong, c_void, CStr};
 use core::fmt::Write;
@@ -361,7 +362,7 @@ fn render_records(first: usize, out: &mut [u8]) -> Result<usize> {
                 _ if p.gone => ("gone", p.reason.to_str().unwrap_or("?")),
                 _ if p.orphaned => ("orphan", p.reason.to_str().unwrap_or("?")),
                 (true, _) => ("disabled", "-"),
-                (false, State::Optimized) => match probe::branch_state(p) {
+                (false, State::Optimized) => match patch::branch_state(p) {
                     Branch::Ours => ("optimized", "-"),
                     // Hits still arrive, through the BRK (or none while
                     // kprobes are globally disarmed); say so.
