@@ -113,14 +113,25 @@ pub(crate) unsafe extern "C" fn optprobe_kp_pre_handler(kp: *mut bindings::kprob
     let probe = kp.cast::<Probe>();
     // SAFETY: the kernel only calls this for registered kprobes, which are
     // embedded in live Probes (type invariant); preemption is disabled.
+    unsafe { run_own(probe, regs, this_cpu_offset((*probe).syms)) };
+    0
+}
+
+/// Our own pre-handler's work: count the hit on this CPU, run the handler.
+///
+/// # Safety
+///
+/// `probe` is live, preemption is disabled, `cpu_offset` is this CPU's.
+#[inline(always)]
+unsafe fn run_own(probe: *mut Probe, regs: *mut bindings::pt_regs, cpu_offset: usize) {
+    // SAFETY: per the function's contract.
     unsafe {
-        (*probe).hits.inc_at(this_cpu_offset((*probe).syms));
+        (*probe).hits.inc_at(cpu_offset);
         // Volatile: an orphaned probe's handler is cleared on another CPU.
         if let Some(handler) = ptr::read_volatile(ptr::addr_of!((*probe).handler)) {
             handler((*probe).data, regs);
         }
     }
-    0
 }
 
 /// The kprobe's post-handler (BRK path only: a probe with one is never
@@ -175,7 +186,8 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
         } else {
             bindings::optprobe_call_get_kprobe(s.get_kprobe, (*probe).addr as *mut c_void)
         };
-        let current = (s.current_kprobe as usize).wrapping_add(this_cpu_offset(s)) as *mut *mut bindings::kprobe;
+        let cpu_offset = this_cpu_offset(s);
+        let current = (s.current_kprobe as usize).wrapping_add(cpu_offset) as *mut *mut bindings::kprobe;
         if !(*current).is_null() {
             // As kprobes_inc_nmissed_count(): on every kprobe at the address.
             inc_nmissed(if kp.is_null() { own } else { kp }, own);
@@ -191,10 +203,7 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
                 if kp == own {
                     // Alone at the address: our own pre-handler's work, without
                     // the indirect call through kp.pre_handler.
-                    (*probe).hits.inc_at(this_cpu_offset(s));
-                    if let Some(handler) = ptr::read_volatile(ptr::addr_of!((*probe).handler)) {
-                        handler((*probe).data, regs);
-                    }
+                    run_own(probe, regs, cpu_offset);
                 } else if let Some(pre) = (*kp).pre_handler {
                     pre(kp, regs);
                 }
@@ -215,50 +224,15 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
     }
 }
 
-/// Count a missed hit on `kp` or, when `kp` is an aggregate (not our own
-/// kprobe), on every kprobe in its list, as `kprobes_inc_nmissed_count()`
-/// does. Atomic: several CPUs can miss at once. No overflow check: wraps.
+/// Call `f` on every kprobe of aggregate `kp` (the `list` it links), reading
+/// the RCU-protected list with volatile loads.
 ///
 /// # Safety
 ///
-/// `kp` is the live kprobe hashed at the probe's address and `own` our own
-/// kprobe; called with preemption disabled (RCU read side for the list).
+/// `kp` is a live aggregate and the caller is in an RCU read-side section
+/// (preemption disabled) or holds kprobe_mutex.
 #[inline(always)]
-unsafe fn inc_nmissed(kp: *mut bindings::kprobe, own: *mut bindings::kprobe) {
-    // SAFETY: `nmissed` is an aligned `unsigned long` (u64 on arm64) that
-    // other CPUs only update atomically or, in the core, under the same rule.
-    let bump = |k: *mut bindings::kprobe| unsafe {
-        AtomicU64::from_ptr(ptr::addr_of_mut!((*k).nmissed).cast::<u64>()).fetch_add(1, Ordering::Relaxed);
-    };
-    if kp == own {
-        bump(own);
-        return;
-    }
-    // CAST: `list` links the aggregate's kprobes (container_of).
-    let offset = core::mem::offset_of!(bindings::kprobe, list);
-    // SAFETY: per the function's contract; the list is RCU-protected and we
-    // run with preemption disabled.
-    unsafe {
-        let head = ptr::addr_of_mut!((*kp).list);
-        let mut pos = ptr::read_volatile(ptr::addr_of!((*head).next));
-        while !pos.is_null() && pos != head {
-            bump(pos.cast::<u8>().wrapping_sub(offset).cast::<bindings::kprobe>());
-            pos = ptr::read_volatile(ptr::addr_of!((*pos).next));
-        }
-    }
-}
-
-/// Count a missed hit on every enabled kprobe of aggregate `kp` that has a
-/// post-handler: the optimized path ran its pre-handler but cannot run that
-/// (the core's `aggr_post_handler` skips disabled ones too). Returns whether
-/// there was one.
-///
-/// # Safety
-///
-/// As for [`inc_nmissed`]; `kp` is an aggregate.
-#[inline(always)]
-unsafe fn inc_nmissed_post(kp: *mut bindings::kprobe) -> bool {
-    let mut found = false;
+pub(crate) unsafe fn for_each_in_aggregate(kp: *mut bindings::kprobe, mut f: impl FnMut(*mut bindings::kprobe)) {
     // CAST: `list` links the aggregate's kprobes (container_of).
     let offset = core::mem::offset_of!(bindings::kprobe, list);
     // SAFETY: per the function's contract.
@@ -266,16 +240,79 @@ unsafe fn inc_nmissed_post(kp: *mut bindings::kprobe) -> bool {
         let head = ptr::addr_of_mut!((*kp).list);
         let mut pos = ptr::read_volatile(ptr::addr_of!((*head).next));
         while !pos.is_null() && pos != head {
-            let k = pos.cast::<u8>().wrapping_sub(offset).cast::<bindings::kprobe>();
-            let off = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
-            if ptr::read_volatile(ptr::addr_of!((*k).post_handler)).is_some()
-                && ptr::read_volatile(ptr::addr_of!((*k).flags)) & off == 0
-            {
-                AtomicU64::from_ptr(ptr::addr_of_mut!((*k).nmissed).cast::<u64>()).fetch_add(1, Ordering::Relaxed);
-                found = true;
-            }
+            f(pos.cast::<u8>().wrapping_sub(offset).cast::<bindings::kprobe>());
             pos = ptr::read_volatile(ptr::addr_of!((*pos).next));
         }
+    }
+}
+
+/// Does kprobe `k` run its post-handler: has one, neither disabled nor gone
+/// (the core's `aggr_post_handler` skips those)?
+///
+/// # Safety
+///
+/// `k` is a live kprobe.
+#[inline(always)]
+pub(crate) unsafe fn runs_post_handler(k: *mut bindings::kprobe) -> bool {
+    let off = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
+    // SAFETY: per the function's contract; volatile, as other CPUs change them.
+    unsafe {
+        ptr::read_volatile(ptr::addr_of!((*k).post_handler)).is_some()
+            && ptr::read_volatile(ptr::addr_of!((*k).flags)) & off == 0
+    }
+}
+
+/// One more missed hit on `k`. Atomic: several CPUs can miss at once; no
+/// overflow check: wraps.
+///
+/// # Safety
+///
+/// `k` is a live kprobe; `nmissed` is an aligned `unsigned long` (u64 on
+/// arm64) that is only updated atomically or, in the core, the same way.
+#[inline(always)]
+unsafe fn bump_nmissed(k: *mut bindings::kprobe) {
+    // SAFETY: per the function's contract.
+    unsafe { AtomicU64::from_ptr(ptr::addr_of_mut!((*k).nmissed).cast::<u64>()).fetch_add(1, Ordering::Relaxed) };
+}
+
+/// Count a missed hit on `kp` or, when `kp` is an aggregate (not our own
+/// kprobe), on every kprobe in its list, as `kprobes_inc_nmissed_count()`
+/// does.
+///
+/// # Safety
+///
+/// `kp` is the live kprobe hashed at the probe's address and `own` our own
+/// kprobe; called with preemption disabled (RCU read side for the list).
+#[inline(always)]
+unsafe fn inc_nmissed(kp: *mut bindings::kprobe, own: *mut bindings::kprobe) {
+    // SAFETY: per the function's contract.
+    unsafe {
+        if kp == own {
+            bump_nmissed(own);
+        } else {
+            for_each_in_aggregate(kp, |k| bump_nmissed(k));
+        }
+    }
+}
+
+/// Count a missed hit on every kprobe of aggregate `kp` that runs a
+/// post-handler: the optimized path ran its pre-handler but cannot run that.
+/// Returns whether there was one.
+///
+/// # Safety
+///
+/// As for [`inc_nmissed`]; `kp` is an aggregate.
+#[inline(always)]
+unsafe fn inc_nmissed_post(kp: *mut bindings::kprobe) -> bool {
+    let mut found = false;
+    // SAFETY: per the function's contract.
+    unsafe {
+        for_each_in_aggregate(kp, |k| {
+            if runs_post_handler(k) {
+                bump_nmissed(k);
+                found = true;
+            }
+        });
     }
     found
 }

@@ -80,25 +80,14 @@ pub(crate) fn template() -> (tramp::Layout, &'static [u8]) {
 /// `at` is null or the live kprobe hashed at an address, and the caller
 /// holds kprobe_mutex or the registry mutex (our probes cannot leave).
 pub(crate) unsafe fn has_enabled_post_handler(at: *mut bindings::kprobe) -> bool {
+    let mut found = false;
     // SAFETY: per the function's contract.
     unsafe {
-        if at.is_null() || (*at).post_handler.is_none() {
-            return false;
+        if !at.is_null() && (*at).post_handler.is_some() {
+            hit::for_each_in_aggregate(at, |k| found |= hit::runs_post_handler(k));
         }
-        // CAST: `list` links the aggregate's kprobes (container_of).
-        let offset = core::mem::offset_of!(bindings::kprobe, list);
-        let off = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
-        let head = ptr::addr_of_mut!((*at).list);
-        let mut pos = (*head).next;
-        while !pos.is_null() && pos != head {
-            let k = pos.cast::<u8>().wrapping_sub(offset).cast::<bindings::kprobe>();
-            if (*k).post_handler.is_some() && (*k).flags & off == 0 {
-                return true;
-            }
-            pos = (*pos).next;
-        }
-        false
     }
+    found
 }
 
 /// Which frame link a probe at `addr` needs (see asm/template.S and
@@ -137,7 +126,7 @@ fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe:
     }
     // SAFETY: get_kprobe on a registered address; we hold no RCU-sensitive
     // pointer past the check (the registry mutex serialises our probes).
-    let at_addr = unsafe { bindings::optprobe_call_get_kprobe(probe.syms.get_kprobe, site as *mut c_void) };
+    let at_addr = unsafe { probe.hashed() };
     if !ptr::eq(at_addr, &probe.kp) {
         // SAFETY: `at_addr` is the live aggregate for this address.
         if unsafe { has_enabled_post_handler(at_addr) } {
@@ -282,10 +271,7 @@ pub(crate) fn arm(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>]
         let sibling_post = batch.iter().any(|q| q.addr == addr && q.post_handler.is_some());
         let probe = &mut *batch[i];
         // SAFETY: kprobe_mutex held.
-        let at = unsafe { probe.hashed() };
-        let own = ptr::addr_of_mut!(probe.kp);
-        // SAFETY: the live hashed kprobe, under kprobe_mutex.
-        let joins_armed = !at.is_null() && at != own && unsafe { (*at).flags } & bindings::KPROBE_FLAG_DISABLED == 0;
+        let joins_armed = unsafe { probe.joins_armed_aggregate() };
         if scratch.addrs.as_slice().iter().any(|a| *a as usize == probe.addr) {
             probe.set_reason(c"address already optimized by another optprobe");
             continue;
@@ -350,10 +336,7 @@ pub(crate) fn arm(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>]
             }
         }
         // SAFETY: kprobe_mutex held.
-        let at = unsafe { probe.hashed() };
-        // SAFETY: the live hashed kprobe, under kprobe_mutex.
-        let joined = !at.is_null() && at != ptr::addr_of_mut!(probe.kp)
-            && unsafe { (*at).flags } & bindings::KPROBE_FLAG_DISABLED == 0;
+        let joined = unsafe { probe.joins_armed_aggregate() };
         let armed = live == insn::BRK_KPROBES || ours || (joined && live != probe.kp.opcode);
         // SAFETY: both locks held; the flag follows the text.
         unsafe { probe.set_core_disabled(!armed) };

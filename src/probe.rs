@@ -174,6 +174,19 @@ impl Probe {
         unsafe { bindings::optprobe_call_get_kprobe(self.syms.get_kprobe, self.addr as *mut c_void) }
     }
 
+    /// Is our kprobe in an aggregate that is armed (flagged enabled), i.e.
+    /// another kprobe at the address already armed it?
+    ///
+    /// # Safety
+    ///
+    /// The caller holds kprobe_mutex.
+    pub(crate) unsafe fn joins_armed_aggregate(&self) -> bool {
+        // SAFETY: per the function's contract.
+        let at = unsafe { self.hashed() };
+        // SAFETY: the live hashed kprobe, under kprobe_mutex.
+        !at.is_null() && !ptr::eq(at, &self.kp) && unsafe { (*at).flags } & bindings::KPROBE_FLAG_DISABLED == 0
+    }
+
     /// Set or clear the core's DISABLED flag on our kprobe and on the
     /// aggregate it is in, as the core does when it arms or disarms: the flag
     /// says enabled iff the text is BRK or our branch.

@@ -14,7 +14,7 @@ use crate::pool::Pool;
 use crate::patch;
 use crate::probe::{Probe, Spec, State};
 use crate::sys;
-use core::ffi::{c_int, c_void, CStr};
+use core::ffi::{c_int, CStr};
 use core::ptr;
 use kernel::error::{code, Error};
 use kernel::prelude::*;
@@ -252,9 +252,7 @@ impl Registry {
             // All or nothing: the batch leaves as a detach would (room
             // reserved above, so this cannot fail half-way).
             while let Some(probe) = swap_remove(&mut fresh, 0) {
-                if let Err(p) = kvec::push_or_return(&mut self.leaving, probe) {
-                    core::mem::forget(p);
-                }
+                keep(&mut self.leaving, probe);
             }
             self.finish_leaving();
             return Err(e);
@@ -315,7 +313,7 @@ impl Registry {
     fn fall_back_post_handlers(&mut self) -> usize {
         let needs_brk = |p: &Probe| {
             // SAFETY: a registered address, under kprobe_mutex (`core`).
-            let at = unsafe { bindings::optprobe_call_get_kprobe(p.syms.get_kprobe, p.addr as *mut c_void) };
+            let at = unsafe { p.hashed() };
             // SAFETY: the live kprobe at the address, under kprobe_mutex.
             p.state == State::Optimized && !p.gone && unsafe { patch::has_enabled_post_handler(at) }
         };
@@ -364,10 +362,7 @@ impl Registry {
             if let Some(mut p) = swap_remove(&mut self.probes, i) {
                 p.doomed = false;
                 // Room reserved (type invariant): cannot fail.
-                if let Err(p) = kvec::push_or_return(&mut self.leaving, p) {
-                    core::mem::forget(p);
-                    pr_err!("no room to detach a probe: leaked\n");
-                }
+                keep(&mut self.leaving, p);
             }
         }
         self.finish_leaving();
@@ -395,9 +390,7 @@ impl Registry {
                 p.orphan();
                 orphaned += 1;
                 // Room reserved (type invariant): cannot fail.
-                if let Err(p) = kvec::push_or_return(&mut self.orphans, p) {
-                    core::mem::forget(p);
-                }
+                keep(&mut self.orphans, p);
             }
         }
         if orphaned > 0 {
@@ -459,9 +452,7 @@ impl Registry {
                 p.gone = true;
                 p.state = State::Kprobe;
                 n += 1;
-                if let Err(p) = kvec::push_or_return(&mut self.leaving, p) {
-                    core::mem::forget(p);
-                }
+                keep(&mut self.leaving, p);
             }
         }
         if n > 0 {
@@ -496,6 +487,16 @@ impl Registry {
         }
         self.finish_leaving();
         self.unpin_if_no_orphans();
+    }
+}
+
+/// Move `probe` into `list`, whose room the registry reserved (type
+/// invariant), so this cannot fail; if it ever did, the probe is leaked:
+/// never freed while it may be registered or reachable.
+fn keep(list: &mut KVec<KBox<Probe>>, probe: KBox<Probe>) {
+    if let Err(probe) = kvec::push_or_return(list, probe) {
+        pr_err!("no room for probe '{}': leaked\n", probe.name.as_str());
+        core::mem::forget(probe);
     }
 }
 

@@ -235,19 +235,17 @@ fn run_lines(probes: &mut SysfsProbes, input: &[u8]) -> Result {
 fn control_piece(file: usize, piece: &[u8], off: i64, full: bool) -> Result {
     let mut probes = SYSFS_PROBES.get()?.lock();
     let mine = probes.carries.iter().position(|c| c.file == file);
-    let prefix = mine.map_or(FixedStr::new(), |i| probes.carries[i].text);
-    if let Some(i) = mine {
-        if probes.carries[i].next != off {
+    let prefix = match mine {
+        Some(i) if probes.carries[i].next == off => probes.carries[i].text,
+        Some(i) => {
             // The same open file, written elsewhere than where its cut line
             // continues: that line can never be finished.
+            let dropped = core::mem::replace(&mut probes.carries[i], Carry::none());
             pr_warn!("control: an unfinished line was dropped (write at {}, it continued at {}): '{}'\n",
-                off, probes.carries[i].next, prefix.as_str());
-            probes.carries[i] = Carry::none();
+                off, dropped.next, dropped.text.as_str());
+            FixedStr::new()
         }
-    }
-    let prefix = match mine {
-        Some(i) if probes.carries[i].file == file => prefix,
-        _ => FixedStr::new(),
+        None => FixedStr::new(),
     };
     // Allocate before touching the carry: an ENOMEM keeps it.
     let mut text: KVec<u8> = KVec::with_capacity(prefix.len() + piece.len(), GFP_KERNEL)?;
