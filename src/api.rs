@@ -76,6 +76,7 @@ impl Registration {
             handler: handler.as_ref().map(|_| optprobe_rust_dispatch as RawHandler),
             post_handler: None,
             data,
+            carrier: false,
         };
         let handles = registry::attach(core::slice::from_ref(&spec))?;
         // INVARIANT: one live probe, owned from now on; the handler box is

@@ -96,6 +96,7 @@ unsafe fn spec_from_desc(desc: &OptprobeDesc) -> Result<Spec> {
         handler: desc.handler,
         post_handler: desc.post_handler,
         data: desc.data,
+        carrier: false,
     })
 }
 

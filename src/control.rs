@@ -5,11 +5,15 @@
 //! p[:NAME] SYMBOL[+OFFS]     add a probe
 //! p[:NAME] 0xADDR            add a probe at an absolute address
 //! -:NAME                     remove a probe
+//! o SYMBOL[+OFFS] | o 0xADDR     optimize the kprobes at that address,
+//!                                whoever owns them (src/foreign.rs)
+//! -o SYMBOL[+OFFS] | -o 0xADDR   stop doing so
 //! # comment                  ignored, as are blank lines
 //! ```
 //!
-//! One write may carry many lines, like kprobe_events; they must all add or
-//! all remove probes, and the write is applied all or nothing.
+//! One write may carry many lines, like kprobe_events; they must all add,
+//! all remove probes, or all be `o`/`-o` requests; adds and removes are
+//! applied all or nothing.
 //!
 //! Kernel-free and `no_std`; the host crate tests it directly.
 
@@ -49,6 +53,13 @@ pub enum Command<'a> {
         /// The probe's name.
         name: &'a str,
     },
+    /// `o` (`on`) or `-o`: optimize others' kprobes at `target`, or stop.
+    Request {
+        /// Where.
+        target: Target<'a>,
+        /// `o` rather than `-o`.
+        on: bool,
+    },
 }
 
 /// Why a command was refused; each maps to one errno and one message.
@@ -60,7 +71,7 @@ pub enum ParseError {
     TooLong,
     /// Additions and removals in one write.
     MixedCommands,
-    /// Neither `p` nor `-:`.
+    /// Neither `p`, `-:`, `o` nor `-o`.
     UnknownCommand,
     /// Name not of `[A-Za-z_][A-Za-z0-9_]{0,31}`.
     BadName,
@@ -92,8 +103,8 @@ impl ParseError {
         match self {
             ParseError::Empty => "empty command",
             ParseError::TooLong => "command longer than 256 bytes",
-            ParseError::MixedCommands => "one write may add or remove probes, not both",
-            ParseError::UnknownCommand => "command must start with 'p' or '-:'",
+            ParseError::MixedCommands => "one write may add probes, remove probes or make 'o'/'-o' requests, not a mix",
+            ParseError::UnknownCommand => "command must start with 'p', '-:', 'o' or '-o'",
             ParseError::BadName => "name must be 1-64 characters of [A-Za-z0-9_], not starting with a digit",
             ParseError::MissingTarget => "missing SYMBOL[+OFFS] or 0xADDR",
             ParseError::TrailingGarbage => "unexpected text after the target",
@@ -181,6 +192,14 @@ pub fn parse(input: &[u8]) -> Result<Command<'_>, ParseError> {
         return Ok(Command::Remove { name });
     }
 
+    if head == "o" || head == "-o" {
+        let target = parse_target(words.next().ok_or(ParseError::MissingTarget)?)?;
+        if words.next().is_some() {
+            return Err(ParseError::TrailingGarbage);
+        }
+        return Ok(Command::Request { target, on: head == "o" });
+    }
+
     let name = match head {
         "p" => None,
         _ => match head.strip_prefix("p:") {
@@ -203,6 +222,8 @@ pub enum WriteKind {
     Add,
     /// Every command removes a probe.
     Remove,
+    /// Every command is an `o` or `-o` request.
+    Request,
 }
 
 /// A line that carries no command: blank, or a `#` comment.
@@ -234,6 +255,7 @@ pub fn check_write(input: &[u8]) -> Result<(WriteKind, usize), (usize, ParseErro
         let this = match parse(line).map_err(|e| (i + 1, e))? {
             Command::Add { .. } => WriteKind::Add,
             Command::Remove { .. } => WriteKind::Remove,
+            Command::Request { .. } => WriteKind::Request,
         };
         if kind.is_some_and(|k| k != this) {
             return Err((i + 1, ParseError::MixedCommands));

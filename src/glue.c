@@ -27,8 +27,15 @@
 #include <linux/set_memory.h>
 #include <linux/delay.h>
 #include <linux/string.h>
+#include <linux/kstrtox.h>
 #include "glue.h"
 #include "../include/optprobe.h"
+/*
+ * compiler_types.h defines `auto` as `__auto_type`; the parameter and the
+ * sysfs file are named "auto", and the name macros stringify expanded
+ * arguments. Nothing here uses the keyword.
+ */
+#undef auto
 
 /*
  * What the hit path (src/hit.rs) needs to do preempt_disable(),
@@ -148,6 +155,65 @@ void optprobe_fallback_sync(void)
 	cancel_work_sync(&optprobe_fallback_work_item);
 }
 
+/*
+ * Others' kprobes (src/foreign.rs). BTI is enforced in kernel text only when
+ * the config and every CPU have it (fixed at boot; arm64.nobti turns it off).
+ */
+bool optprobe_bti_enforced(void) { return system_supports_bti_kernel(); }
+
+/*
+ * Call fn(ctx, kp) for every kprobe hashed in the core's kprobe_table (an
+ * array of hlist_head, `len` bytes as kallsyms sizes it, so the table size
+ * is not hard-coded). The caller holds kprobe_mutex. Stops at the first
+ * non-zero return and passes it on.
+ */
+int optprobe_walk_kprobe_table(void *table, unsigned long len,
+			       int (*fn)(void *ctx, struct kprobe *kp), void *ctx)
+{
+	struct hlist_head *head = table;
+	unsigned long i;
+	struct kprobe *p;
+	int ret;
+
+	for (i = 0; i < len / sizeof(*head); i++)
+		hlist_for_each_entry(p, &head[i], hlist) {
+			ret = fn(ctx, p);
+			if (ret)
+				return ret;
+		}
+	return 0;
+}
+
+/*
+ * The foreign-kprobe poller: a delayed work item that re-runs while
+ * optprobe_foreign_work() asks for it (the return value is the next delay
+ * in ms; 0 stops it). A kick runs it after `ms` (now: 0).
+ */
+static void optprobe_foreign_workfn(struct work_struct *work);
+static DECLARE_DELAYED_WORK(optprobe_foreign_dwork, optprobe_foreign_workfn);
+static void optprobe_foreign_workfn(struct work_struct *work)
+{
+	unsigned int next = optprobe_foreign_work();
+
+	if (next)
+		schedule_delayed_work(&optprobe_foreign_dwork, msecs_to_jiffies(next));
+}
+void optprobe_foreign_kick(unsigned int ms)
+{
+	mod_delayed_work(system_wq, &optprobe_foreign_dwork, msecs_to_jiffies(ms));
+}
+/* Module exit: the poller neither runs nor is queued (it re-queues itself;
+ * cancel_delayed_work_sync handles that). */
+void optprobe_foreign_sync(void)
+{
+	cancel_delayed_work_sync(&optprobe_foreign_dwork);
+}
+
+/* auto=1 at insmod: see /sys/kernel/optprobe/auto. */
+bool optprobe_auto_param;
+module_param_named(auto, optprobe_auto_param, bool, 0400);
+MODULE_PARM_DESC(auto, "optimize every eligible kprobe in the system (kprobe_events, perf, BPF, kretprobes)");
+
 /* The hit path: trampoline -> callback -> pre-handler -> handler dispatch. */
 NOKPROBE_SYMBOL(optprobe_callback);
 NOKPROBE_SYMBOL(optprobe_kp_pre_handler);
@@ -227,6 +293,25 @@ static ssize_t probes_read(struct file *file, struct kobject *kobj,
 	return optprobe_sysfs_probes_read(buf, off, count);
 }
 
+/* auto: 0/1, root only; writing applies it before returning. */
+static ssize_t auto_show(struct kobject *kobj, struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%d\n", optprobe_foreign_auto() ? 1 : 0);
+}
+static ssize_t auto_store(struct kobject *kobj, struct kobj_attribute *attr,
+			  const char *buf, size_t count)
+{
+	bool on;
+	int ret;
+
+	if (kstrtobool(buf, &on)) {
+		pr_warn("optprobe: auto: expected 0 or 1\n");
+		return -EINVAL;
+	}
+	ret = optprobe_foreign_set_auto(on);
+	return ret ? ret : count;
+}
+static struct kobj_attribute auto_attr = __ATTR(auto, 0600, auto_show, auto_store);
 /* Root only: writing attaches code to the kernel; the listing has addresses. */
 static struct bin_attribute control_attr = {
 	.attr = { .name = "control", .mode = 0200 },
@@ -239,6 +324,7 @@ static struct bin_attribute probes_attr = {
 };
 static struct attribute *optprobe_attrs[] = {
 	&stats_attr.attr,
+	&auto_attr.attr,
 	NULL,
 };
 static struct bin_attribute *optprobe_bin_attrs[] = {

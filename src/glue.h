@@ -58,6 +58,16 @@ void optprobe_kp_post_handler(struct kprobe *kp, struct pt_regs *regs, unsigned 
 void optprobe_rust_dispatch(void *data, struct pt_regs *regs);
 void optprobe_callback(void *probe, struct pt_regs *regs);
 void optprobe_fallback_work(void);
+bool optprobe_bti_enforced(void);
+int optprobe_walk_kprobe_table(void *table, unsigned long len,
+			       int (*fn)(void *ctx, struct kprobe *kp), void *ctx);
+void optprobe_foreign_kick(unsigned int ms);
+void optprobe_foreign_sync(void);
+extern bool optprobe_auto_param;
+/* Rust entry points of src/foreign.rs. */
+unsigned int optprobe_foreign_work(void);
+bool optprobe_foreign_auto(void);
+int optprobe_foreign_set_auto(bool on);
 struct file;
 long optprobe_sysfs_control_write(struct file *file, const char *buf, long long off,
 				  unsigned long count, bool full);

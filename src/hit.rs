@@ -29,6 +29,10 @@ use core::ffi::{c_int, c_ulong, c_void};
 use core::ptr;
 use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
 
+/// Hits since load where a handler changed pc on the optimized path (the
+/// `stats` figure: probes that counted some may be gone).
+pub(crate) static PC_CHANGES: AtomicU64 = AtomicU64::new(0);
+
 /// `KPROBE_HIT_ACTIVE` from arch/arm64/include/asm/kprobes.h.
 const KPROBE_HIT_ACTIVE: u32 = 0x0000_0001;
 
@@ -205,7 +209,17 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
                     // the indirect call through kp.pre_handler.
                     run_own(probe, regs, cpu_offset);
                 } else if let Some(pre) = (*kp).pre_handler {
-                    pre(kp, regs);
+                    // A pre-handler that returns 1 or moves pc asks to skip
+                    // the instruction and resume elsewhere, which this path
+                    // cannot do: count it and have a worker refuse the
+                    // address (back to BRK, where the core honours it).
+                    let redirect = pre(kp, regs) != 0
+                        || (*regs).__bindgen_anon_1.__bindgen_anon_1.pc != (*probe).addr as u64;
+                    if redirect {
+                        (*probe).pc_changes.fetch_add(1, Ordering::Relaxed);
+                        PC_CHANGES.fetch_add(1, Ordering::Relaxed);
+                        bindings::optprobe_request_fallback();
+                    }
                 }
                 // A kprobe with a post-handler joined the address after we
                 // optimized it (the core's aggregate then has one): this

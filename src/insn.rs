@@ -248,6 +248,19 @@ pub fn classify(word: u32) -> Class {
     Class::Rejected(Reject::Unallocated)
 }
 
+/// Classify the instruction at a probe site, given whether the kernel
+/// enforces BTI (`system_supports_bti_kernel()`). Only an enforced landing
+/// pad must stay: without enforcement kernel text is not mapped guarded, so
+/// `BTI` is a plain hint and `PACIASP`/`PACIBSP` sign x30 with the current
+/// sp, which the trampoline restores before it runs the instruction; both
+/// behave the same at any address.
+pub fn classify_site(word: u32, landing_pads_enforced: bool) -> Class {
+    match classify(word) {
+        Class::Rejected(Reject::BtiLandingPad) if !landing_pads_enforced => Class::OutOfLine,
+        class => class,
+    }
+}
+
 /// Encode `B target` placed at `pc`.
 ///
 /// Returns `Err(ERANGE)` when the target is out of +/-128 MiB and `Err(EINVAL)`

@@ -18,6 +18,7 @@ pub mod tramp;
 // Kernel-facing parts.
 pub mod api;
 mod c_abi;
+mod foreign;
 mod global;
 mod hit;
 mod kvec;
@@ -76,6 +77,7 @@ impl kernel::Module for OptprobeModule {
         registry::init()?;
         this.notifier = Some(modules::ModuleNotifier::new()?);
         sysfs::init()?;
+        foreign::init()?;
         // SAFETY: a bool module parameter, written only at load.
         if unsafe { bindings::optprobe_selftest_param } {
             selftest::run()?;
@@ -88,11 +90,13 @@ impl kernel::Module for OptprobeModule {
 
 impl Drop for OptprobeModule {
     fn drop(&mut self) {
-        // No new control writes; then every probe detached while the module
+        // No new control writes; no new carriers, the poller stopped; then
+        // every probe (carriers too) detached while the module
         // notifier still runs, so a probed module unloading meanwhile is
         // handled (its probes leave first); then no more module events; and
         // only then the state the notifier reads is freed.
         drop(self.sysfs.take());
+        foreign::stop();
         sysfs::detach_all();
         registry::detach_all();
         test_hooks::delay(test_hooks::Point::ExitWindow);

@@ -24,7 +24,7 @@ use crate::pool::Pool;
 use crate::probe::{Probe, State};
 use crate::tramp::FrameLink;
 use crate::{hit, insn, kvec, sys, test_hooks, tramp};
-use core::ffi::c_void;
+use core::ffi::{c_void, CStr};
 use core::ops::DerefMut;
 use core::ptr;
 use kernel::prelude::*;
@@ -90,6 +90,9 @@ pub(crate) unsafe fn has_enabled_post_handler(at: *mut bindings::kprobe) -> bool
     found
 }
 
+/// Why a probe whose handlers redirected `pc` stays a BRK kprobe.
+pub(crate) const PC_REFUSED: &CStr = c"a handler changed pc: refused (the optimized path cannot resume elsewhere)";
+
 /// Which frame link a probe at `addr` needs (see asm/template.S and
 /// `tramp::frame_link_for`): decided from the function's words from its
 /// start up to the probe. Probes further in than [`MAX_FRAME_SCAN`] words,
@@ -124,6 +127,10 @@ fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe:
         probe.set_reason(c"post-handler");
         return None;
     }
+    if probe.pc_refused {
+        probe.set_reason(PC_REFUSED);
+        return None;
+    }
     // SAFETY: get_kprobe on a registered address; we hold no RCU-sensitive
     // pointer past the check (the registry mutex serialises our probes).
     let at_addr = unsafe { probe.hashed() };
@@ -138,7 +145,7 @@ fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe:
             return None;
         }
     }
-    if let insn::Class::Rejected(why) = insn::classify(orig_insn) {
+    if let insn::Class::Rejected(why) = insn::classify_site(orig_insn, probe.syms.bti_enforced) {
         probe.set_reason(why.as_cstr());
         // Compilers put landing pads and BLRs in every function; anything
         // else refused is unusual enough to name the instruction word.
@@ -329,6 +336,8 @@ pub(crate) fn arm(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>]
                 // INVARIANT: the branch to this probe's trampoline is live.
                 probe.state = State::Optimized;
                 probe.reason = c"-";
+                // SAFETY: kprobe_mutex held.
+                unsafe { probe.set_core_optimized(true) };
             } else {
                 probe.set_reason(c"text patching failed");
                 // SAFETY: the branch was not written: never reachable.
@@ -390,6 +399,8 @@ pub(crate) fn optimize(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Pr
                 // INVARIANT: the branch to this probe's trampoline is live.
                 probe.state = State::Optimized;
                 probe.reason = c"-";
+                // SAFETY: kprobe_mutex held (`core`).
+                unsafe { probe.set_core_optimized(true) };
             } else {
                 probe.set_reason(c"text patching failed");
                 // SAFETY: the branch was not written: never reachable.
@@ -467,7 +478,9 @@ pub(crate) fn unoptimize<P: DerefMut<Target = Probe>>(
     // the core's DISABLED flag with it (under kprobe_mutex, so flag and
     // text agree), and the core then has nothing to write; one sharing the
     // address with other kprobes keeps the BRK they need.
-    let core = disarm.then(sys::KprobeLock::new);
+    // kprobe_mutex always: the core's flags (DISABLED, OPTIMIZED) follow
+    // the text we write.
+    let core = sys::KprobeLock::new();
     let lock = sys::TextLock::new();
     scratch.clear();
     let mut stuck = 0;
@@ -476,7 +489,7 @@ pub(crate) fn unoptimize<P: DerefMut<Target = Probe>>(
             continue;
         }
         // SAFETY: kprobe_mutex held when `core` is.
-        let alone = core.is_some()
+        let alone = disarm
             && !probe.gone
             && unsafe { probe.hashed() } == ptr::addr_of_mut!(probe.kp)
             && probe.kp.flags & bindings::KPROBE_FLAG_DISABLED == 0;
@@ -517,6 +530,10 @@ pub(crate) fn unoptimize<P: DerefMut<Target = Probe>>(
         // (checked again there if it fails).
         probe.state = State::Kprobe;
         probe.set_reason(c"unoptimized");
+        if !probe.gone {
+            // SAFETY: kprobe_mutex held (`core`).
+            unsafe { probe.set_core_optimized(false) };
+        }
     }
     test_hooks::delay(test_hooks::Point::UnoptimizeChecked);
     scratch.patch_all(&lock, |scratch, range, result| {
@@ -534,11 +551,13 @@ pub(crate) fn unoptimize<P: DerefMut<Target = Probe>>(
                     // INVARIANT: our branch is still there.
                     probe.state = State::Optimized;
                     probe.set_reason(c"-");
+                    // SAFETY: kprobe_mutex held (`core`).
+                    unsafe { probe.set_core_optimized(true) };
                     stuck += 1;
                 }
             }
     });
-    if let Some(core) = core.as_ref() {
+    if disarm {
         // All kprobes disarmed: the core wrote the original instruction; a
         // probe alone there that leaves is disabled too.
         if core.all_disarmed() {

@@ -10,6 +10,7 @@ use crate::fixed_str::FixedStr;
 use crate::{control, hit, insn, patch, sys};
 use core::ffi::{c_int, c_void, CStr};
 use core::ptr;
+use core::sync::atomic::AtomicU64;
 use kernel::prelude::*;
 
 // --- Probes ------------------------------------------------------------------
@@ -38,6 +39,9 @@ pub(crate) struct Spec {
     pub(crate) handler: Option<RawHandler>,
     pub(crate) post_handler: Option<RawHandler>,
     pub(crate) data: *mut c_void,
+    /// A carrier (src/foreign.rs): optprobe's own kprobe joined to others'
+    /// kprobes at their address, so that their hits take our branch.
+    pub(crate) carrier: bool,
 }
 
 /// One probe. Boxed, so its address (which the kprobe, the trampoline literal
@@ -84,6 +88,16 @@ pub(crate) struct Probe {
     pub(crate) id: u64,
     /// Selected for the registry's next detach batch.
     pub(crate) doomed: bool,
+    /// See [`Spec::carrier`]. Carriers are not listed or counted as probes
+    /// and have no handle; the foreign-kprobe poller owns them.
+    pub(crate) carrier: bool,
+    /// Hits on the optimized path where a handler at the address changed
+    /// `pc` (or asked to skip the instruction): the trampoline cannot honour
+    /// that, so the probe is then refused (`pc_refused`), back to BRK.
+    pub(crate) pc_changes: AtomicU64,
+    pub(crate) pc_refused: bool,
+    /// Re-optimization attempts since the last success (carriers).
+    pub(crate) attempts: u8,
     /// Removed by its owner, but its branch could not be removed: kept by
     /// the registry, handler cleared (see [`Probe::orphan`]).
     pub(crate) orphaned: bool,
@@ -117,6 +131,10 @@ impl Probe {
                 gone: false,
                 id: 0,
                 doomed: false,
+                carrier: spec.carrier,
+                pc_changes: AtomicU64::new(0),
+                pc_refused: false,
+                attempts: 0,
                 orphaned: false,
             },
             GFP_KERNEL,
@@ -210,6 +228,31 @@ impl Probe {
                 } else {
                     (*k).flags &= !flag;
                 }
+            }
+        }
+    }
+
+    /// Set or clear the core's OPTIMIZED flag on the kprobe hashed at our
+    /// address (our own, or the aggregate), which debugfs `kprobes/list`
+    /// shows as `[OPTIMIZED]`. Without CONFIG_OPTPROBES (arm64) nothing in
+    /// the core reads it but that listing.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds `kprobe_mutex`.
+    pub(crate) unsafe fn set_core_optimized(&mut self, on: bool) {
+        // SAFETY: per the function's contract.
+        let at = unsafe { self.hashed() };
+        if at.is_null() {
+            return;
+        }
+        let flag = bindings::KPROBE_FLAG_OPTIMIZED;
+        // SAFETY: the live hashed kprobe, under kprobe_mutex.
+        unsafe {
+            if on {
+                (*at).flags |= flag;
+            } else {
+                (*at).flags &= !flag;
             }
         }
     }

@@ -28,6 +28,8 @@ pub(crate) struct Counts {
     pub(crate) disabled: usize,
     pub(crate) orphans: usize,
     pub(crate) trampoline_pages: usize,
+    /// Carriers (src/foreign.rs).
+    pub(crate) carriers: usize,
 }
 
 /// A probe just attached: its address (for owners that cannot outlive it)
@@ -88,6 +90,8 @@ pub(crate) struct Registry {
     pinned: bool,
     /// The id the next probe gets.
     next_id: u64,
+    /// What the foreign-kprobe poller is asked to do (src/foreign.rs).
+    pub(crate) foreign: crate::foreign::Settings,
 }
 
 // SAFETY: the raw pointers in `kps` and the scratch buffers are kernel text
@@ -96,33 +100,114 @@ pub(crate) struct Registry {
 unsafe impl Send for Registry {}
 
 impl Registry {
-    /// How many probes the listing shows: live ones, then orphans.
+    /// The probes the listing shows, in order: live ones (carriers are
+    /// listed as the foreign kprobes they carry instead), then orphans.
+    fn listed_probes(&self) -> impl Iterator<Item = &Probe> {
+        Iterator::chain(self.probes.as_slice().iter().filter(|p| !p.carrier), self.orphans.as_slice().iter()).map(|p| &**p)
+    }
+
+    /// How many probes the listing shows (see [`Registry::listed_probes`]).
     pub(crate) fn listed(&self) -> usize {
-        self.probes.len() + self.orphans.len()
+        self.listed_probes().count()
     }
 
-    /// Listing entry `i` (see [`Registry::listed`]).
+    /// Listing entry `i` (see [`Registry::listed_probes`]).
     pub(crate) fn listed_at(&self, i: usize) -> Option<&Probe> {
-        match i.checked_sub(self.probes.len()) {
-            None => self.probes.as_slice().get(i).map(|p| &**p),
-            Some(j) => self.orphans.as_slice().get(j).map(|p| &**p),
-        }
+        self.listed_probes().nth(i)
     }
 
+    /// Every live probe, carriers included (src/foreign.rs reads them).
+    pub(crate) fn probes(&self) -> &[KBox<Probe>] {
+        self.probes.as_slice()
+    }
+
+    /// A probe its owner names; never a carrier, which has no owner handle.
     fn find(&self, key: Key) -> Option<usize> {
-        self.probes.as_slice().iter().position(|p| key.matches(p))
+        self.probes.as_slice().iter().position(|p| !p.carrier && key.matches(p))
     }
 
     /// The figures `stats` and `optprobe_get_stats` report.
     pub(crate) fn counts(&self) -> Counts {
         let probes = self.probes.as_slice();
+        let own = || probes.iter().filter(|p| !p.carrier);
         Counts {
-            probes: probes.len() + self.orphans.len(),
+            probes: own().count() + self.orphans.len(),
             orphans: self.orphans.len(),
-            optimized: probes.iter().filter(|p| p.state == State::Optimized).count(),
-            disabled: probes.iter().filter(|p| p.disabled).count(),
+            optimized: own().filter(|p| p.state == State::Optimized).count(),
+            disabled: own().filter(|p| p.disabled).count(),
             trampoline_pages: self.pool.pages(),
+            carriers: probes.iter().filter(|p| p.carrier).count(),
         }
+    }
+
+    /// Add carriers at `addrs` (src/foreign.rs), one batch: registered
+    /// disabled, then each joins the armed kprobes at its address and, where
+    /// eligible, replaces their BRK with its branch. Returns how many exist
+    /// afterwards; a refused one is logged by the attach.
+    pub(crate) fn attach_carriers(&mut self, addrs: &[usize]) -> Result<usize> {
+        let mut specs = KVec::with_capacity(addrs.len(), GFP_KERNEL)?;
+        for &addr in addrs {
+            specs.push(
+                Spec {
+                    symbol: crate::fixed_str::FixedStr::new(),
+                    offset: 0,
+                    addr,
+                    name: crate::fixed_str::FixedStr::from_bytes(b"@carrier"),
+                    handler: None,
+                    post_handler: None,
+                    data: ptr::null_mut(),
+                    carrier: true,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(self.attach_batch(specs.as_slice())?.len())
+    }
+
+    /// Try again to optimize the probes `pred` selects that are not now
+    /// (a branch the core replaced is taken out first, its trampoline freed
+    /// after RCU-tasks). Returns how many are optimized afterwards.
+    pub(crate) fn reoptimize_where(&mut self, mut pred: impl FnMut(&Probe) -> bool) -> usize {
+        let n = self.mark(|p| !p.gone && !p.disabled && pred(p) && !p.branch_is_live());
+        if n == 0 {
+            return 0;
+        }
+        self.unoptimize_marked(|p| p.doomed = true);
+        let (probes, pool, scratch) = (&mut self.probes, &mut self.pool, &mut self.scratch);
+        let mut done = 0;
+        // One at a time through the batch interface: reoptimizing is rare.
+        for i in 0..probes.len() {
+            if !probes.as_slice()[i].doomed {
+                continue;
+            }
+            let Some(mut p) = swap_remove(probes, i) else { break };
+            p.doomed = false;
+            p.attempts = p.attempts.saturating_add(1);
+            patch::optimize(pool, scratch, probes.as_slice(), &mut [&mut *p]);
+            if p.state == State::Optimized {
+                p.attempts = 0;
+                done += 1;
+            }
+            // Capacity unchanged since swap_remove: cannot fail.
+            let _ = probes.push(p, GFP_KERNEL);
+            let last = probes.len() - 1;
+            probes.as_mut_slice().swap(i, last);
+        }
+        done
+    }
+
+    /// Put the BRK back for optimized probes whose handlers changed pc (the
+    /// hit path counted it, see src/hit.rs), and refuse them from now on.
+    fn fall_back_pc_changes(&mut self) -> usize {
+        let n = self.mark(|p| !p.pc_refused && p.pc_changes.load(core::sync::atomic::Ordering::Relaxed) > 0);
+        if n > 0 {
+            self.unoptimize_marked(|p| {
+                p.pc_refused = true;
+                p.set_reason(patch::PC_REFUSED);
+                pr_info!("probe at {:#x} back to BRK: a handler changed pc on the optimized path\n", p.addr);
+            });
+        }
+        n
     }
 
     /// Enable or disable probe `index`. Disabling removes the branch (waiting
@@ -540,6 +625,7 @@ pub(crate) fn init() -> Result {
             kps: KVec::new(),
             pinned: false,
             next_id: 1,
+            foreign: crate::foreign::Settings::new(),
         }),
         GFP_KERNEL,
     )?);
@@ -550,7 +636,9 @@ pub(crate) fn init() -> Result {
 #[no_mangle]
 extern "C" fn optprobe_fallback_work() {
     if let Ok(reg) = registry() {
-        reg.lock().fall_back_post_handlers();
+        let mut reg = reg.lock();
+        reg.fall_back_post_handlers();
+        reg.fall_back_pc_changes();
     }
 }
 

@@ -36,6 +36,19 @@ pub(crate) struct Symbols {
     /// `set_memory_ro`, `set_memory_x` (arch/arm64/mm/pageattr.c).
     set_memory_ro: *mut c_void,
     set_memory_x: *mut c_void,
+    /// `kallsyms_lookup_name`, for control-file targets.
+    lookup_name: *mut c_void,
+    /// `static struct hlist_head kprobe_table[]` and its size in bytes.
+    kprobe_table: *mut c_void,
+    kprobe_table_len: usize,
+    /// The core's pre-handlers: `aggr_pre_handler` (an aggregate's) and the
+    /// foreign ones optprobe may run on the optimized path (0 when this
+    /// kernel has none: no kprobe_events, no kretprobes).
+    pub(crate) aggr_pre_handler: usize,
+    pub(crate) kprobe_dispatcher: usize,
+    pub(crate) pre_handler_kretprobe: usize,
+    /// BTI landing pads are enforced in kernel text.
+    pub(crate) bti_enforced: bool,
 }
 
 /// Write-once holder for [`Symbols`].
@@ -83,6 +96,14 @@ fn find_kallsyms_lookup_name() -> Result<*mut c_void> {
     Ok(addr)
 }
 
+/// A symbol this kernel may not have (a config option turned it off).
+fn lookup_optional(lookup_name: *mut c_void, name: &CStr) -> usize {
+    // SAFETY: `lookup_name` is kallsyms_lookup_name; `name` is NUL-terminated.
+    let addr = unsafe { bindings::optprobe_call_kallsyms_lookup_name(lookup_name, name.as_ptr()) };
+    // CAST: a kernel address (or 0).
+    addr as usize
+}
+
 fn lookup(lookup_name: *mut c_void, name: &CStr) -> Result<*mut c_void> {
     // SAFETY: `lookup_name` is kallsyms_lookup_name; `name` is NUL-terminated.
     let addr = unsafe { bindings::optprobe_call_kallsyms_lookup_name(lookup_name, name.as_ptr()) };
@@ -120,7 +141,28 @@ pub(crate) fn resolve_symbols() -> Result {
         percpu_el2: unsafe { bindings::optprobe_percpu_in_tpidr_el2() },
         set_memory_ro: lookup(k, c"set_memory_ro")?,
         set_memory_x: lookup(k, c"set_memory_x")?,
+        lookup_name: k,
+        kprobe_table: lookup(k, c"kprobe_table")?,
+        kprobe_table_len: 0,
+        // CAST: function addresses, compared with kprobes' pre_handler.
+        aggr_pre_handler: lookup(k, c"aggr_pre_handler")? as usize,
+        kprobe_dispatcher: lookup_optional(k, c"kprobe_dispatcher"),
+        pre_handler_kretprobe: lookup_optional(k, c"pre_handler_kretprobe"),
+        // SAFETY: a final boot capability.
+        bti_enforced: unsafe { bindings::optprobe_bti_enforced() },
     };
+    let mut symbols = symbols;
+    let (mut size, mut offset) = (0, 0);
+    // SAFETY: kallsyms_lookup_size_offset with valid out-params.
+    let sized = unsafe {
+        bindings::optprobe_call_lookup_size_offset(symbols.lookup_size_offset, symbols.kprobe_table as _, &mut size, &mut offset)
+    };
+    if sized == 0 || offset != 0 || size == 0 {
+        pr_err!("cannot size kprobe_table through kallsyms; cannot load\n");
+        return Err(code::ENOENT);
+    }
+    // CAST: a small size.
+    symbols.kprobe_table_len = size as usize;
     // SAFETY: `ready` is false and module init is single-threaded, so nobody
     // reads `value` yet.
     unsafe { (*SYMBOLS.value.get()).write(symbols) };
@@ -244,6 +286,38 @@ impl Drop for KprobeLock {
     fn drop(&mut self) {
         // SAFETY: held (type invariant).
         unsafe { bindings::optprobe_mutex_unlock(syms().kprobe_mutex) };
+    }
+}
+
+/// Call `f` on every kprobe hashed in the core's table (aggregates, not their
+/// children), under `kprobe_mutex` (`_core` proves it held); `f` returns
+/// false to stop early.
+pub(crate) fn for_each_hashed_kprobe<F: FnMut(*mut bindings::kprobe) -> bool>(_core: &KprobeLock, mut f: F) {
+    unsafe extern "C" fn visit<G: FnMut(*mut bindings::kprobe) -> bool>(ctx: *mut c_void, kp: *mut bindings::kprobe) -> core::ffi::c_int {
+        // SAFETY: `ctx` is the `&mut F` passed below, live for the walk.
+        let f = unsafe { &mut *ctx.cast::<G>() };
+        core::ffi::c_int::from(!f(kp))
+    }
+    let s = syms();
+    // SAFETY: the core's table and size, walked under kprobe_mutex (the
+    // lock that writes it); `visit` gets back the `&mut F` we pass.
+    unsafe {
+        bindings::optprobe_walk_kprobe_table(s.kprobe_table, s.kprobe_table_len as _, Some(visit::<F>), (&mut f as *mut F).cast())
+    };
+}
+
+/// The address of kernel symbol `name` (any symbol kallsyms knows), if any.
+pub(crate) fn lookup_symbol(name: &str) -> Option<usize> {
+    let mut buf = [0u8; 130];
+    if name.len() >= buf.len() {
+        return None;
+    }
+    buf[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: `buf` is NUL-terminated (zeroed past `name`).
+    let name = unsafe { CStr::from_bytes_with_nul_unchecked(&buf[..=name.len()]) };
+    match lookup_optional(syms().lookup_name, name) {
+        0 => None,
+        addr => Some(addr),
     }
 }
 

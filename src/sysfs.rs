@@ -12,7 +12,7 @@ use crate::global::Global;
 use crate::kvec::{push_or_return, swap_remove};
 use crate::patch::{self, Branch};
 use crate::probe::{self, Spec, State};
-use crate::{bindings, control, registry, sys};
+use crate::{bindings, control, foreign, registry, sys};
 use core::ffi::{c_char, c_long, c_ulong, c_void, CStr};
 use core::fmt::Write;
 use core::ptr;
@@ -125,6 +125,7 @@ fn add_spec(name: Option<&str>, target: control::Target<'_>, line: usize) -> Res
         handler: None,
         post_handler: None,
         data: ptr::null_mut(),
+        carrier: false,
     };
     match target {
         control::Target::Symbol { symbol, offset } => {
@@ -149,6 +150,35 @@ fn add_spec(name: Option<&str>, target: control::Target<'_>, line: usize) -> Res
         }
     }
     Ok(spec)
+}
+
+/// The address an `o`/`-o` line names: inside a kernel text symbol, on an
+/// instruction boundary (the parser checked the alignment).
+fn request_address(target: control::Target<'_>, line: usize) -> Result<usize> {
+    let addr = match target {
+        control::Target::Symbol { symbol, offset } => {
+            let Some(start) = sys::lookup_symbol(symbol) else {
+                pr_warn!("control: line {}: unknown symbol '{}'\n", line, symbol);
+                return Err(code::ENOENT);
+            };
+            // CAST: a 4-byte aligned offset; checked against the symbol below.
+            let addr = start.wrapping_add(offset as usize);
+            match sys::symbol_bounds(start) {
+                Some((base, size)) if base == start && (offset as usize) < size => addr,
+                _ => {
+                    pr_warn!("control: line {}: offset {:#x} is outside '{}'\n", line, offset, symbol);
+                    return Err(code::EINVAL);
+                }
+            }
+        }
+        // CAST: a kernel address.
+        control::Target::Address(a) => a as usize,
+    };
+    if sys::symbol_bounds(addr).is_none() {
+        pr_warn!("control: line {}: {:#x} is not in kernel text\n", line, addr);
+        return Err(code::ENOENT);
+    }
+    Ok(addr)
 }
 
 /// Run one control write (`probes=` entry): see [`run_lines`].
@@ -191,6 +221,20 @@ fn run_lines(probes: &mut SysfsProbes, input: &[u8]) -> Result {
             }
             // One text-patch batch and one RCU-tasks wait for all of them.
             detach_registrations(going);
+            Ok(())
+        }
+        control::WriteKind::Request => {
+            // Checked all first, then applied in order.
+            let mut addrs: KVec<(usize, bool)> = KVec::with_capacity(count, GFP_KERNEL)?;
+            for (n, line) in control::command_lines(input).enumerate() {
+                let Ok(control::Command::Request { target, on }) = control::parse(line) else {
+                    return Err(code::EINVAL);
+                };
+                addrs.push((request_address(target, n + 1)?, on), GFP_KERNEL)?;
+            }
+            for &(addr, on) in addrs.as_slice() {
+                foreign::request(addr, on)?;
+            }
             Ok(())
         }
         control::WriteKind::Add => {
@@ -301,20 +345,33 @@ unsafe extern "C" fn optprobe_sysfs_control_write(
 /// `stats`: one "key value" line per figure, for users and leak checks.
 #[no_mangle]
 unsafe extern "C" fn optprobe_sysfs_stats_show(buf: *mut c_char, size: c_ulong) -> c_long {
-    let mut text = FixedStr::<256>::new();
-    let counts = match registry::registry() {
-        Ok(reg) => reg.lock().counts(),
+    let mut text = FixedStr::<512>::new();
+    let (counts, foreign_sites, foreign_optimized) = match registry::registry() {
+        Ok(reg) => {
+            let reg = reg.lock();
+            let sites = match foreign::scan(&reg) {
+                Ok(sites) => sites,
+                Err(e) => return e.to_errno() as c_long,
+            };
+            let optimized = sites.as_slice().iter().filter(|s| s.state == "optimized").count();
+            (reg.counts(), sites.len(), optimized)
+        }
         Err(e) => return e.to_errno() as c_long,
     };
     let _ = write!(
         text,
-        "probes {}\noptimized {}\ndisabled {}\norphans {}\ntrampoline_pages {}\nstop_machine_calls {}\n",
+        "probes {}\noptimized {}\ndisabled {}\norphans {}\ntrampoline_pages {}\nstop_machine_calls {}\n\
+         foreign {}\nforeign_optimized {}\ncarriers {}\npc_changes {}\n",
         counts.probes,
         counts.optimized,
         counts.disabled,
         counts.orphans,
         counts.trampoline_pages,
-        sys::STOP_MACHINE_CALLS.load(Ordering::Relaxed)
+        sys::STOP_MACHINE_CALLS.load(Ordering::Relaxed),
+        foreign_sites,
+        foreign_optimized,
+        counts.carriers,
+        crate::hit::PC_CHANGES.load(Ordering::Relaxed),
     );
     // CAST: sysfs gives a page.
     let len = text.as_bytes().len().min(size as usize);
@@ -343,7 +400,10 @@ fn put_record(out: &mut [u8], text: &[u8]) {
 /// header) into `out`, which holds `count` records. Returns how many exist.
 fn render_records(first: usize, out: &mut [u8]) -> Result<usize> {
     let reg = registry::registry()?.lock();
-    let total = reg.listed() + 1;
+    // Others' kprobes follow ours, one line per address.
+    let sites = foreign::scan(&reg)?;
+    let own = reg.listed();
+    let total = own + sites.len() + 1;
     let count = (out.len() / RECORD).min(total.saturating_sub(first));
     let show = sys::show_kernel_addresses();
     let mut sym = [0u8; bindings::OPTPROBE_SYMBOL_BUF as usize];
@@ -352,6 +412,30 @@ fn render_records(first: usize, out: &mut [u8]) -> Result<usize> {
         let mut line = FixedStr::<512>::new();
         if index == 0 {
             let _ = write!(line, "# name symbol+offset address state hits missed reason");
+        } else if let Some(site) = sites.as_slice().get((index - 1).wrapping_sub(own)).filter(|_| index > own) {
+            let sym_len = sys::symbolize(site.addr, &mut sym).min(80);
+            let sym_str = core::str::from_utf8(&sym[..sym_len]).unwrap_or("?");
+            let _ = match site.owner {
+                foreign::Owner::Handler(pre) => {
+                    let mut name = [0u8; bindings::OPTPROBE_SYMBOL_BUF as usize];
+                    let len = sys::symbolize(pre, &mut name).min(64);
+                    let name = &name[..len];
+                    // "kprobe_dispatcher+0x0" -> "kprobe_dispatcher"
+                    let end = name.iter().position(|c| *c == b'+').unwrap_or(name.len());
+                    write!(line, "@{}", core::str::from_utf8(&name[..end]).unwrap_or("?"))
+                }
+                foreign::Owner::Aggregate(n) => write!(line, "@aggr({})", n),
+            };
+            let _ = write!(
+                line,
+                " {} 0x{:016x} {} {} {} {}",
+                sym_str,
+                if show { site.addr } else { 0 },
+                site.state,
+                site.hits,
+                site.missed,
+                site.reason.to_str().unwrap_or("?")
+            );
         } else {
             let Some(p) = reg.listed_at(index - 1) else { break };
             let sym_len = sys::symbolize(p.addr, &mut sym).min(80);

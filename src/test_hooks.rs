@@ -56,3 +56,20 @@ pub(crate) fn patch_limit() -> Option<usize> {
 pub(crate) fn patch_limit() -> Option<usize> {
     None
 }
+
+/// Test builds also allow foreign pre-handlers named `optprobe_test_allowed_*`
+/// (tests/ktest/foreign.c), so a test can put a handler that moves pc on
+/// the optimized path.
+#[cfg(optprobe_test_hooks)]
+pub(crate) fn allowed_handler(pre: usize) -> bool {
+    let mut name = [0u8; crate::bindings::OPTPROBE_SYMBOL_BUF as usize];
+    let len = crate::sys::symbolize(pre, &mut name);
+    name[..len].starts_with(b"optprobe_test_allowed_")
+}
+
+/// Test-only handler allowlist: not in this build.
+#[cfg(not(optprobe_test_hooks))]
+#[inline(always)]
+pub(crate) fn allowed_handler(_pre: usize) -> bool {
+    false
+}

@@ -7,6 +7,8 @@
 #include <linux/compiler.h>
 #include <linux/delay.h>
 #include <linux/kthread.h>
+#include <linux/moduleparam.h>
+#include <linux/sysfs.h>
 #include "target.h"
 
 /* spin=N: N kthreads call optprobe_target_work() nonstop until unload. */
@@ -65,6 +67,50 @@ const unsigned int optprobe_reloc_ncases = ARRAY_SIZE(optprobe_reloc_cases);
 EXPORT_SYMBOL_GPL(optprobe_reloc_cases);
 EXPORT_SYMBOL_GPL(optprobe_reloc_ncases);
 EXPORT_SYMBOL_GPL(optprobe_reloc_seen_lr);
+
+/*
+ * A C function for kprobe_events (which refuses functions without an
+ * ftrace site, such as the assembly targets): a leaf, so on the test
+ * kernel it is "bti c", the two ftrace NOPs, then the body from +12.
+ */
+noinline u64 optprobe_target_event(u64 a0, u64 a1, u64 a2, u64 a3, u64 a4, u64 a5, u64 a6, u64 a7)
+{
+	u64 x = a0 * 3 + a1;
+
+	x ^= a2 + a3;
+	x += a4 * a5;
+	return x ^ (a6 - a7);
+}
+EXPORT_SYMBOL_GPL(optprobe_target_event);
+
+/*
+ * fire: writing "START COUNT" calls optprobe_target_event(START + i, 1, 2,
+ * 3, 4, 5, 6, 7) for i in 0..COUNT, from this module (a fixed caller, so a
+ * probe sees the same lr and stack on every run). The tests use the first
+ * argument as a token per call. Reading gives the last sum.
+ */
+static u64 fire_sum;
+static int fire_set(const char *val, const struct kernel_param *kp)
+{
+	u64 start, count, i, sum = 0;
+
+	if (sscanf(val, "%llu %llu", &start, &count) != 2 || count > 10000000)
+		return -EINVAL;
+	for (i = 0; i < count; i++) {
+		sum += optprobe_target_event(start + i, 1, 2, 3, 4, 5, 6, 7);
+		if (!(i & 1023))
+			cond_resched();
+	}
+	WRITE_ONCE(fire_sum, sum);
+	return 0;
+}
+static int fire_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%llu\n", READ_ONCE(fire_sum));
+}
+static const struct kernel_param_ops fire_ops = { .set = fire_set, .get = fire_get };
+module_param_cb(fire, &fire_ops, NULL, 0600);
+MODULE_PARM_DESC(fire, "\"START COUNT\": call optprobe_target_event COUNT times, tokens from START");
 
 static int spinner(void *data)
 {

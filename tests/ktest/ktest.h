@@ -89,4 +89,10 @@ int case_regs(void);
 int case_late_post(void);
 int case_faults(void);
 
+/* foreign.c: kprobes held until rmmod. */
+int case_hold_post(void);
+int case_hold_other(void);
+int case_hold_pc(void);
+void foreign_exit(void);
+
 #endif

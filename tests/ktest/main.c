@@ -13,7 +13,7 @@
 
 char *test_case = "";
 module_param_named(case, test_case, charp, 0);
-MODULE_PARM_DESC(case, "hits|flags|fallback|backtrace|coexist|scale|races|torture|reloc|reason|handles|missed|pages|regs|late_post|faults|leak|call|cost");
+MODULE_PARM_DESC(case, "hits|flags|fallback|backtrace|coexist|scale|races|torture|reloc|reason|handles|missed|pages|regs|late_post|faults|leak|call|cost|hold_post|hold_other|hold_pc");
 unsigned int seconds = 10;
 module_param(seconds, uint, 0);
 unsigned int calls = 100;
@@ -91,6 +91,9 @@ static const struct {
 	{ "regs", case_regs },
 	{ "late_post", case_late_post },
 	{ "faults", case_faults },
+	{ "hold_post", case_hold_post },
+	{ "hold_other", case_hold_other },
+	{ "hold_pc", case_hold_pc },
 };
 
 static int __init ktest_init(void)
@@ -114,6 +117,7 @@ static int __init ktest_init(void)
 
 static void __exit ktest_exit(void)
 {
+	foreign_exit();
 }
 
 module_init(ktest_init);

@@ -176,3 +176,20 @@ fn every_cut_runs_the_same_lines() {
         assert_eq!(ran, input, "page {page}");
     }
 }
+
+#[test]
+fn parses_optimize_requests() {
+    assert_eq!(
+        parse(b"o vfs_read+0x20\n"),
+        Ok(Command::Request { target: Target::Symbol { symbol: "vfs_read", offset: 32 }, on: true })
+    );
+    assert_eq!(parse(b"-o 0xffff800080001000"), Ok(Command::Request { target: Target::Address(0xffff_8000_8000_1000), on: false }));
+    assert_eq!(parse(b"o"), Err(ParseError::MissingTarget));
+    assert_eq!(parse(b"-o vfs_read junk"), Err(ParseError::TrailingGarbage));
+    assert_eq!(parse(b"o vfs_read+2"), Err(ParseError::Misaligned));
+    assert_eq!(parse(b"oo vfs_read"), Err(ParseError::UnknownCommand));
+    assert_eq!(parse(b"o:x vfs_read"), Err(ParseError::UnknownCommand));
+    assert_eq!(check_write(b"o a\n-o b+4\n"), Ok((WriteKind::Request, 2)));
+    assert_eq!(check_write(b"o a\np b\n"), Err((2, ParseError::MixedCommands)));
+    assert_eq!(check_write(b"-:x\n-o b\n"), Err((2, ParseError::MixedCommands)));
+}

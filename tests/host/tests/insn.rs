@@ -8,6 +8,27 @@ fn bti_and_pac_landing_pads_are_rejected() {
 }
 
 #[test]
+fn landing_pads_are_ordinary_where_bti_is_not_enforced() {
+    for word in [0xd503_241f, 0xd503_245f, 0xd503_249f, 0xd503_24df, 0xd503_233f, 0xd503_237f] {
+        assert_eq!(insn::classify_site(word, true), Class::Rejected(Reject::BtiLandingPad), "{word:#x}");
+        assert_eq!(insn::classify_site(word, false), Class::OutOfLine, "{word:#x}");
+    }
+}
+
+#[test]
+fn classify_site_changes_nothing_but_landing_pads() {
+    // A sweep of the hint space and a stride over all words.
+    let words = (0xd503_2000u32..0xd503_3000).chain((0..u32::MAX).step_by(65_521));
+    for word in words {
+        let plain = insn::classify(word);
+        assert_eq!(insn::classify_site(word, true), plain, "{word:#x}");
+        if plain != Class::Rejected(Reject::BtiLandingPad) {
+            assert_eq!(insn::classify_site(word, false), plain, "{word:#x}");
+        }
+    }
+}
+
+#[test]
 fn position_independent_hints_run_out_of_line() {
     // nop, paciaz, pacibz, pacia1716, pacib1716, xpaclri
     for word in [0xd503_201f, 0xd503_231f, 0xd503_235f, 0xd503_211f, 0xd503_215f, 0xd503_20ff] {
