@@ -252,7 +252,9 @@ unsafe fn judge(reg: &Registry, core: &sys::KprobeLock, ap: *mut bindings::kprob
     let reason = match (live, why) {
         (Some(_), _) => c"-",
         (None, Some(why)) => why,
-        (None, None) => own.or(carrier).map_or(PENDING, |p| p.reason),
+        // Ours is there but its branch is not (the core replaced it, or
+        // its optimization failed): say why, or that it is being retried.
+        (None, None) => own.or(carrier).map_or(PENDING, |p| if p.state == State::Optimized { PENDING } else { p.reason }),
     };
     Some(Site {
         addr,

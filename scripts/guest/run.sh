@@ -20,7 +20,7 @@ scripts=$(ls $T/*.sh)
 cases=$(grep -v '^#' $T/ktest_cases)
 # optests=PATTERN on the kernel command line runs only matching tests.
 only=$(sed -n 's/.*optests=\([^ ]*\).*/\1/p' /proc/cmdline)
-[ -z "$only" ] && [ "$OPTSUITE" = cpus4 ] && only=25_insn_boundary,ktest_torture
+[ -z "$only" ] && [ "$OPTSUITE" = cpus4 ] && only=25_insn_boundary,58_foreign_churn,ktest_torture
 # optests=A,B runs those matching any of the comma-separated patterns.
 if [ -n "$only" ]; then
     pats=$(echo "$only" | tr ',' ' ')
