@@ -520,10 +520,16 @@ impl Emitter {
 /// `Err(ERANGE)` means a target is out of reach from `at`; `Err(EINVAL)`
 /// means the word must not run out of line at all.
 pub fn relocate(word: u32, pc: u64, at: u64, lit: u64) -> Result<Relocated, i32> {
+    relocate_site(word, pc, at, lit, true)
+}
+
+/// [`relocate`] for a site classified by [`classify_site`]: where BTI is not
+/// enforced, landing pads run out of line like any hint that is.
+pub fn relocate_site(word: u32, pc: u64, at: u64, lit: u64, landing_pads_enforced: bool) -> Result<Relocated, i32> {
     let next = pc.wrapping_add(INSN_SIZE as u64);
     let mut e = Emitter::new(at);
     let rt = word & 0x1f;
-    let kind = match classify(word) {
+    let kind = match classify_site(word, landing_pads_enforced) {
         Class::OutOfLine => {
             e.emit(word)?;
             e.branch(next)?;

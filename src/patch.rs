@@ -168,6 +168,7 @@ fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe:
         link: frame_link(site),
         read_pan: sys::kernel_uses_pan(),
         read_pmr: sys::uses_irq_prio_masking(),
+        landing_pads_enforced: probe.syms.bti_enforced,
     };
     let mut image = [0u8; tramp::SLOT_SIZE];
     let branch = tramp::build(&layout, template, &mut image, &params)

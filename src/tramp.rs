@@ -128,6 +128,9 @@ pub struct Params {
     pub read_pan: bool,
     /// Pseudo-NMI priority masking is in use: save the live ICC_PMR_EL1.
     pub read_pmr: bool,
+    /// BTI is enforced (`system_supports_bti_kernel()`): landing pads are
+    /// refused; otherwise they run out of line (see `insn::classify_site`).
+    pub landing_pads_enforced: bool,
 }
 
 fn put_insn(image: &mut [u8], offset: usize, word: u32) {
@@ -151,7 +154,7 @@ pub fn build(layout: &Layout, template: &[u8], image: &mut [u8], p: &Params) -> 
         return Err(EINVAL);
     }
     let at = p.tramp + layout.orig_insn as u64;
-    let relocated = insn::relocate(p.orig_insn, p.site, at, p.tramp + layout.reloc_lit as u64)?;
+    let relocated = insn::relocate_site(p.orig_insn, p.site, at, p.tramp + layout.reloc_lit as u64, p.landing_pads_enforced)?;
     image[..layout.size].copy_from_slice(&template[..layout.size]);
     if p.link == FrameLink::Body {
         put_insn(image, layout.frame_link, insn::MOV_X9_X29);

@@ -11,6 +11,7 @@ diag() { while IFS= read -r line; do ktap "# $line"; done < "$1"; }
 #   main    KASLR, 2 CPUs: everything but the 4-CPU tests
 #   layout  nokaslr, 2 CPUs: the address-layout dependent tests again
 #   cpus4   KASLR, 4 CPUs: only the tests that need 4 CPUs busy
+#   nobti   KASLR, 2 CPUs, arm64.nobti: function entry as on CPUs without BTI
 # optlong=1 (make test-long) lengthens the long tests.
 OPTSUITE=$(sed -n 's/.*optsuite=\([a-z0-9]*\).*/\1/p' /proc/cmdline)
 export OPTSUITE=${OPTSUITE:-main}
@@ -21,6 +22,7 @@ cases=$(grep -v '^#' $T/ktest_cases)
 # optests=PATTERN on the kernel command line runs only matching tests.
 only=$(sed -n 's/.*optests=\([^ ]*\).*/\1/p' /proc/cmdline)
 [ -z "$only" ] && [ "$OPTSUITE" = cpus4 ] && only=25_insn_boundary,58_foreign_churn,ktest_torture
+[ -z "$only" ] && [ "$OPTSUITE" = nobti ] && only=20_sysfs_probes,55_foreign_events,57_bpf_kprobe,59_nobti_entry,ktest_hits,ktest_regs
 # optests=A,B runs those matching any of the comma-separated patterns.
 if [ -n "$only" ]; then
     pats=$(echo "$only" | tr ',' ' ')

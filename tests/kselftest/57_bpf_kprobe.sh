@@ -12,7 +12,8 @@ wait_state() { i=0; while [ "$(site_field 4)" != "$1" ]; do i=$((i + 1)); [ $i -
 [ -e /sys/bus/event_source/devices/kprobe/type ] || skip "no kprobe PMU (CONFIG_PERF_EVENTS, CONFIG_KPROBE_EVENTS)"
 
 load_all
-rm -f /tmp/go* /tmp/bpf.out
+rm -f /tmp/go*
+: > /tmp/bpf.out
 bpfcount optprobe_target_event 12 $FIRE /tmp/go1 /tmp/go2 /tmp/go3 > /tmp/bpf.out 2>&1 &
 pid=$!
 i=0

@@ -12,6 +12,13 @@ fn landing_pads_are_ordinary_where_bti_is_not_enforced() {
     for word in [0xd503_241f, 0xd503_245f, 0xd503_249f, 0xd503_24df, 0xd503_233f, 0xd503_237f] {
         assert_eq!(insn::classify_site(word, true), Class::Rejected(Reject::BtiLandingPad), "{word:#x}");
         assert_eq!(insn::classify_site(word, false), Class::OutOfLine, "{word:#x}");
+        // Relocated as itself, then the branch back.
+        let pc = 0xffff_8000_8000_0000u64;
+        let at = pc + 0x1000;
+        assert!(insn::relocate_site(word, pc, at, at + 64, true).is_err(), "{word:#x}");
+        let r = insn::relocate_site(word, pc, at, at + 64, false).expect("relocates");
+        assert_eq!((r.len, r.words[0]), (2, word));
+        assert_eq!(insn::decode_b_target(at + 4, r.words[1]), Some(pc + 4));
     }
 }
 

@@ -27,6 +27,7 @@ fn params(tramp: u64, site: u64) -> Params {
         link: FrameLink::Body,
         read_pan: false,
         read_pmr: false,
+        landing_pads_enforced: true,
     }
 }
 
