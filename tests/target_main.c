@@ -9,6 +9,7 @@
 #include <linux/kthread.h>
 #include <linux/moduleparam.h>
 #include <linux/sysfs.h>
+#include <linux/ktime.h>
 #include "target.h"
 
 /* spin=N: N kthreads call optprobe_target_work() nonstop until unload. */
@@ -90,17 +91,23 @@ EXPORT_SYMBOL_GPL(optprobe_target_event);
  * argument as a token per call. Reading gives the last sum.
  */
 static u64 fire_sum;
+/* fire_ns: how long the last fire took (make bench's kprobe_events row). */
+static ulong fire_ns;
+module_param(fire_ns, ulong, 0400);
+MODULE_PARM_DESC(fire_ns, "duration of the last fire, ns");
 static int fire_set(const char *val, const struct kernel_param *kp)
 {
-	u64 start, count, i, sum = 0;
+	u64 start, count, i, sum = 0, t0;
 
 	if (sscanf(val, "%llu %llu", &start, &count) != 2 || count > 10000000)
 		return -EINVAL;
+	t0 = ktime_get_ns();
 	for (i = 0; i < count; i++) {
 		sum += optprobe_target_event(start + i, 1, 2, 3, 4, 5, 6, 7);
 		if (!(i & 1023))
 			cond_resched();
 	}
+	WRITE_ONCE(fire_ns, ktime_get_ns() - t0);
 	WRITE_ONCE(fire_sum, sum);
 	return 0;
 }
