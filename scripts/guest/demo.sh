@@ -45,6 +45,33 @@ for name in target_body target_bti target_adrp target_blr; do echo "-:$name" > $
 say "=== cost of one hit (QEMU TCG: ratios are meaningful, absolute ns are not)"
 insmod /modules/optprobe_ktest.ko case=cost calls=${DEMO_CALLS:-100000} && rmmod optprobe_ktest
 dmesg | grep "optprobe_ktest: cost" | sed 's/^\[[^]]*\] //'
+
+say "=== others' kprobes: a kprobe_events probe with fetch args, optimized in place (auto)"
+T=/sys/kernel/tracing
+grep -q ' /sys/kernel/tracing ' /proc/mounts || mount -t tracefs nodev $T
+P=/sys/module/optprobe_target/parameters
+ev='p:demo/ev optprobe_target_event+12 a=%x0 b=%x1 c=%x2 d=%x3 lr=%lr comm=$comm'
+n=${DEMO_EVENT_CALLS:-20000}
+fire() { echo "1 $n" > $P/fire; echo $(( $(cat $P/fire_ns) / n )); }
+site() { grep '^@' $SYS/probes | sed 's/ *$//'; }
+none=$(fire)
+say "# echo '$ev' > $T/kprobe_events; echo 1 > $T/events/demo/ev/enable"
+echo "$ev" > $T/kprobe_events
+echo 1 > $T/events/demo/ev/enable
+say "# cat $SYS/auto: $(cat $SYS/auto)"
+site
+brk=$(fire)
+tail -1 $T/trace | sed 's/^ *//'
+say "# echo 1 > $SYS/auto"
+echo 1 > $SYS/auto
+site
+grep 'optprobe_target_event+0xc' /sys/kernel/debug/kprobes/list
+opt=$(fire)
+tail -1 $T/trace | sed 's/^ *//'
+say "=== kprobe_events cost ($n calls each): unprobed $none ns/call, BRK $brk ns/call, optimized $opt ns/call;" \
+    "overhead $((brk - none)) -> $((opt - none)) ns"
+echo 0 > $T/events/demo/ev/enable
+echo > $T/kprobe_events
 rmmod optprobe
 rmmod optprobe_target
 say "=== demo done"
