@@ -163,8 +163,8 @@ bool optprobe_bti_enforced(void) { return system_supports_bti_kernel(); }
 
 /*
  * Call fn(ctx, kp) for every kprobe hashed in the core's kprobe_table (an
- * array of hlist_head, `len` bytes as kallsyms sizes it, so the table size
- * is not hard-coded). The caller holds kprobe_mutex. Stops at the first
+ * array of hlist_head, `len` bytes: see sys.rs). The caller holds
+ * kprobe_mutex. Stops at the first
  * non-zero return and passes it on.
  */
 int optprobe_walk_kprobe_table(void *table, unsigned long len,

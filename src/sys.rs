@@ -96,6 +96,10 @@ fn find_kallsyms_lookup_name() -> Result<*mut c_void> {
     Ok(addr)
 }
 
+/// `KPROBE_TABLE_SIZE` of kernel/kprobes.c (`1 << KPROBE_HASH_BITS`, 6 bits
+/// since 2.6).
+const KPROBE_TABLE_SIZE: usize = 64;
+
 /// A symbol this kernel may not have (a config option turned it off).
 fn lookup_optional(lookup_name: *mut c_void, name: &CStr) -> usize {
     // SAFETY: `lookup_name` is kallsyms_lookup_name; `name` is NUL-terminated.
@@ -157,12 +161,17 @@ pub(crate) fn resolve_symbols() -> Result {
     let sized = unsafe {
         bindings::optprobe_call_lookup_size_offset(symbols.lookup_size_offset, symbols.kprobe_table as _, &mut size, &mut offset)
     };
-    if sized == 0 || offset != 0 || size == 0 {
-        pr_err!("cannot size kprobe_table through kallsyms; cannot load\n");
+    // The table is `1 << KPROBE_HASH_BITS` list heads (a pointer each); the
+    // constant is private to kernel/kprobes.c. kallsyms cannot size it
+    // exactly (its size is the gap to the next symbol: alignment, KASAN
+    // redzones), but it proves the table is at least that big.
+    let len = KPROBE_TABLE_SIZE * core::mem::size_of::<usize>();
+    // CAST: a small size.
+    if sized == 0 || offset != 0 || (size as usize) < len {
+        pr_err!("kprobe_table is not the {} list heads this module walks; cannot load\n", KPROBE_TABLE_SIZE);
         return Err(code::ENOENT);
     }
-    // CAST: a small size.
-    symbols.kprobe_table_len = size as usize;
+    symbols.kprobe_table_len = len;
     // SAFETY: `ready` is false and module init is single-threaded, so nobody
     // reads `value` yet.
     unsafe { (*SYMBOLS.value.get()).write(symbols) };
