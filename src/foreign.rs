@@ -74,7 +74,13 @@ struct Refusal {
     addr: usize,
     why: &'static CStr,
     members: [usize; MEMBERS],
+    /// Polls until it expires (a refusal by kprobes may be transient: a
+    /// module going away, memory); `u32::MAX` for a pc refusal.
+    polls_left: u32,
 }
+
+/// Polls a refusal by kprobes lasts (5 s).
+const REFUSAL_POLLS: u32 = 50;
 
 /// What the poller is asked to do; kept in the registry, under its mutex.
 pub(crate) struct Settings {
@@ -109,8 +115,13 @@ impl Settings {
     fn refuse(&mut self, site: &Site, why: &'static CStr) {
         if self.refusal(site.addr).is_none() {
             // Out of memory: forgotten, so retried (and refused) again.
-            let _ = self.refused.push(Refusal { addr: site.addr, why, members: site.members }, GFP_KERNEL);
+            let polls_left = if core::ptr::eq(why, patch::PC_REFUSED) { u32::MAX } else { REFUSAL_POLLS };
+            let _ = self.refused.push(Refusal { addr: site.addr, why, members: site.members, polls_left }, GFP_KERNEL);
         }
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped
     }
 
     /// Does the poller have anything to watch?
@@ -309,8 +320,12 @@ fn reconcile(reg: &mut Registry) -> Result {
     }
     let mut i = 0;
     while i < reg.foreign.refused.len() {
+        let r = &mut reg.foreign.refused.as_mut_slice()[i];
+        if r.polls_left != u32::MAX {
+            r.polls_left = r.polls_left.saturating_sub(1);
+        }
         let r = &reg.foreign.refused.as_slice()[i];
-        if sites.as_slice().iter().any(|s| s.addr == r.addr && s.keeps(r)) {
+        if r.polls_left > 0 && sites.as_slice().iter().any(|s| s.addr == r.addr && s.keeps(r)) {
             i += 1;
         } else {
             crate::kvec::swap_remove(&mut reg.foreign.refused, i);
@@ -318,7 +333,11 @@ fn reconcile(reg: &mut Registry) -> Result {
     }
     let carried = |addr: usize| sites.as_slice().iter().any(|s| s.addr == addr && s.carry);
     // Carriers no longer wanted, or whose kprobes left, leave (one batch).
-    reg.detach_where(|p| p.carrier && !carried(p.addr));
+    // (Only when there is one: a detach also retries orphans, which must not
+    // happen on every poll.)
+    if reg.probes().iter().any(|p| p.carrier && !carried(p.addr)) {
+        reg.detach_where(|p| p.carrier && !carried(p.addr));
+    }
     // Carriers whose branch the core replaced (kprobes/enabled 0 then 1
     // between two polls) or that a post-handler pushed back to BRK.
     reg.reoptimize_where(|p| p.carrier && p.attempts < MAX_ATTEMPTS && carried(p.addr));
@@ -326,7 +345,8 @@ fn reconcile(reg: &mut Registry) -> Result {
     // address itself; a gone one's text is being freed).
     let mut addrs = KVec::new();
     for s in sites.as_slice().iter().filter(|s| s.carry) {
-        if !reg.probes().iter().any(|p| p.addr == s.addr) {
+        // A disabled probe of ours leaves the address to a carrier.
+        if !reg.probes().iter().any(|p| p.addr == s.addr && (p.carrier || p.gone || !p.disabled)) {
             addrs.push(s.addr, GFP_KERNEL)?;
         }
     }
@@ -361,6 +381,7 @@ fn apply(reg: &mut Registry) -> Result {
 /// none. It keeps running while there is work or a carrier is left.
 #[no_mangle]
 extern "C" fn optprobe_foreign_work() -> u32 {
+    test_hooks::delay(test_hooks::Point::ForeignPoll);
     let Ok(reg) = registry::registry() else { return 0 };
     let mut reg = reg.lock();
     let busy = reg.foreign.active() || reg.probes().iter().any(|p| p.carrier);
@@ -421,6 +442,13 @@ pub(crate) fn request(addr: usize, on: bool) -> Result {
         }
     }
     apply(&mut reg)
+}
+
+/// The fallback worker's request: look again now (a kprobe the optimized
+/// path must not run joined a carrier's address).
+pub(crate) fn kick_now() {
+    // SAFETY: a static delayed work item (src/glue.c).
+    unsafe { bindings::optprobe_foreign_kick(0) };
 }
 
 /// Module load: `auto=1` on the command line.

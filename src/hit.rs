@@ -209,11 +209,21 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
                     // the indirect call through kp.pre_handler.
                     run_own(probe, regs, cpu_offset);
                 } else if let Some(pre) = (*kp).pre_handler {
+                    // A carrier's aggregate runs only the handlers this path
+                    // may run (src/foreign.rs); one that joined since the
+                    // last poll is counted missed until the poller puts the
+                    // BRK back. Our own probes' aggregates run every handler
+                    // (the documented coexistence).
+                    let ret = if (*probe).carrier && pre as usize == s.aggr_pre_handler {
+                        run_carried(kp, regs, s, current)
+                    } else {
+                        pre(kp, regs)
+                    };
                     // A pre-handler that returns 1 or moves pc asks to skip
                     // the instruction and resume elsewhere, which this path
                     // cannot do: count it and have a worker refuse the
                     // address (back to BRK, where the core honours it).
-                    let redirect = pre(kp, regs) != 0
+                    let redirect = ret == 1
                         || (*regs).__bindgen_anon_1.__bindgen_anon_1.pc != (*probe).addr as u64;
                     if redirect {
                         (*probe).pc_changes.fetch_add(1, Ordering::Relaxed);
@@ -236,6 +246,68 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
         }
         preempt_enable(s);
     }
+}
+
+/// May the optimized path run pre-handler `pre` of a kprobe it carries?
+#[inline(always)]
+fn runnable(s: &sys::Symbols, pre: usize) -> bool {
+    // CAST: function addresses, compared only.
+    pre == optprobe_kp_pre_handler as *const () as usize
+        || (pre != 0 && (pre == s.kprobe_dispatcher || pre == s.pre_handler_kretprobe))
+        || crate::test_hooks::runnable_test_handler(pre)
+}
+
+/// A carrier's aggregate `kp`, as `aggr_pre_handler` runs it (each kprobe
+/// that is neither disabled nor gone, `current_kprobe` set to it in turn,
+/// stopping at the first that returns non-zero), but only the handlers
+/// [`runnable`] allows; any other enabled kprobe gets the hit counted
+/// missed and a worker is asked to put the BRK back. Returns 1 when a
+/// handler asked to skip the instruction, 2 when a handler was not run, 0
+/// otherwise.
+///
+/// # Safety
+///
+/// `kp` is the live aggregate hashed at the probe's address, preemption is
+/// disabled (RCU read side for its list), `current` is this CPU's
+/// `current_kprobe`.
+#[inline(always)]
+unsafe fn run_carried(
+    kp: *mut bindings::kprobe,
+    regs: *mut bindings::pt_regs,
+    s: &sys::Symbols,
+    current: *mut *mut bindings::kprobe,
+) -> c_int {
+    let off = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
+    // CAST: `list` links the aggregate's kprobes (container_of).
+    let offset = core::mem::offset_of!(bindings::kprobe, list);
+    let mut ret = 0;
+    // SAFETY: per the function's contract.
+    unsafe {
+        let head = ptr::addr_of_mut!((*kp).list);
+        let mut pos = ptr::read_volatile(ptr::addr_of!((*head).next));
+        while !pos.is_null() && pos != head {
+            let k = pos.cast::<u8>().wrapping_sub(offset).cast::<bindings::kprobe>();
+            let pre = ptr::read_volatile(ptr::addr_of!((*k).pre_handler));
+            if let Some(pre) = pre.filter(|_| ptr::read_volatile(ptr::addr_of!((*k).flags)) & off == 0) {
+                if runnable(s, pre as usize) {
+                    *current = k;
+                    if pre(k, regs) != 0 {
+                        return 1;
+                    }
+                } else {
+                    bump_nmissed(k);
+                    ret = 2;
+                }
+            }
+            *current = ptr::null_mut();
+            pos = ptr::read_volatile(ptr::addr_of!((*pos).next));
+        }
+    }
+    if ret == 2 {
+        // SAFETY: safe in any context (irq_work).
+        unsafe { bindings::optprobe_request_fallback() };
+    }
+    ret
 }
 
 /// Call `f` on every kprobe of aggregate `kp` (the `list` it links), reading

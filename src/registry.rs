@@ -116,6 +116,11 @@ impl Registry {
         self.listed_probes().nth(i)
     }
 
+    /// Has module exit stopped the foreign-kprobe poller?
+    fn foreign_stopped(&self) -> bool {
+        self.foreign.is_stopped()
+    }
+
     /// Every live probe, carriers included (src/foreign.rs reads them).
     pub(crate) fn probes(&self) -> &[KBox<Probe>] {
         self.probes.as_slice()
@@ -183,7 +188,11 @@ impl Registry {
             let Some(mut p) = swap_remove(probes, i) else { break };
             p.doomed = false;
             p.attempts = p.attempts.saturating_add(1);
-            patch::optimize(pool, scratch, probes.as_slice(), &mut [&mut *p]);
+            // Still optimized after unoptimize: its site holds text we do
+            // not know, left alone (and its slot kept).
+            if p.state == State::Kprobe {
+                patch::optimize(pool, scratch, probes.as_slice(), &mut [&mut *p]);
+            }
             if p.state == State::Optimized {
                 p.attempts = 0;
                 done += 1;
@@ -639,6 +648,9 @@ extern "C" fn optprobe_fallback_work() {
         let mut reg = reg.lock();
         reg.fall_back_post_handlers();
         reg.fall_back_pc_changes();
+        if !reg.foreign_stopped() {
+            crate::foreign::kick_now();
+        }
     }
 }
 

@@ -15,6 +15,8 @@ pub(crate) enum Point {
     ExitWindow,
     /// `unoptimize`, after the site was read and before it is patched.
     UnoptimizeChecked,
+    /// The foreign-kprobe poller, before it looks at the kprobe table.
+    ForeignPoll,
 }
 
 #[cfg(optprobe_test_hooks)]
@@ -23,6 +25,7 @@ impl Point {
         match self {
             Point::ExitWindow => c"exit_window",
             Point::UnoptimizeChecked => c"unoptimize_checked",
+            Point::ForeignPoll => c"foreign_poll",
         }
     }
 }
@@ -64,7 +67,30 @@ pub(crate) fn patch_limit() -> Option<usize> {
 pub(crate) fn allowed_handler(pre: usize) -> bool {
     let mut name = [0u8; crate::bindings::OPTPROBE_SYMBOL_BUF as usize];
     let len = crate::sys::symbolize(pre, &mut name);
-    name[..len].starts_with(b"optprobe_test_allowed_")
+    let allowed = name[..len].starts_with(b"optprobe_test_allowed_");
+    if allowed {
+        // For the hit path, which cannot look names up.
+        ALLOWED_TEST_HANDLER.store(pre, core::sync::atomic::Ordering::Relaxed);
+    }
+    allowed
+}
+
+/// The last test handler [`allowed_handler`] allowed.
+#[cfg(optprobe_test_hooks)]
+static ALLOWED_TEST_HANDLER: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// The hit path's form of [`allowed_handler`].
+#[cfg(optprobe_test_hooks)]
+#[inline(always)]
+pub(crate) fn runnable_test_handler(pre: usize) -> bool {
+    pre != 0 && pre == ALLOWED_TEST_HANDLER.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// The hit path's form of [`allowed_handler`]: not in this build.
+#[cfg(not(optprobe_test_hooks))]
+#[inline(always)]
+pub(crate) fn runnable_test_handler(_pre: usize) -> bool {
+    false
 }
 
 /// Test-only handler allowlist: not in this build.

@@ -135,6 +135,32 @@ for c in post:post-handler other:"handler not allowed"; do
     ms=$(wait_state optimized) || fail "$kind kprobe left: not optimized: $(site_reason)"
 done
 
+# A kprobe the optimized path must not run joins, and hits arrive before
+# the poller sees it (held off by the foreign_poll delay point): its handler
+# (an override, as fail_function's) is not run there but counted missed,
+# the others run; once the poller runs, the BRK path honours it.
+if [ -e $HOOKS/delay_at ]; then
+    run_calls 1 50
+    want=$(cat $FIRE)
+    m0=$(site_field 6)
+    echo foreign_poll > $HOOKS/delay_at
+    echo 1500 > $HOOKS/delay_ms
+    usleep 200000
+    insmod $M/optprobe_ktest.ko case=hold_override || fail "load the override kprobe"
+    run_calls 1 50
+    got=$(cat $FIRE) events=$(body | wc -l) missed=$(( $(site_field 6) - m0 ))
+    echo 0 > $HOOKS/delay_ms
+    [ "$got" = "$want" ] || fail "override kprobe ran on the optimized path: sum $got, want $want"
+    [ "$events" = 50 ] || fail "the allowed event saw $events of 50 hits"
+    [ "$missed" = 50 ] || fail "override kprobe: $missed missed, want 50"
+    wait_state kprobe > /dev/null || fail "override kprobe joined: still $(site_field 4)"
+    run_calls 1 50
+    [ "$(cat $FIRE)" = $((50 * 0xbad)) ] || fail "BRK path: sum $(cat $FIRE), want the override's"
+    info "override kprobe joined unseen: 50 hits missed on it, none on the event; then BRK honours it"
+    rmmod optprobe_ktest
+    ms=$(wait_state optimized) || fail "override kprobe left: $(site_reason)"
+fi
+
 # A handler that moves pc: counted, refused, back to BRK (test builds allow
 # the test module's handler, src/test_hooks.rs).
 if [ -e $HOOKS/delay_at ]; then

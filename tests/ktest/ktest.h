@@ -93,6 +93,7 @@ int case_faults(void);
 int case_hold_post(void);
 int case_hold_other(void);
 int case_hold_pc(void);
+int case_hold_override(void);
 void foreign_exit(void);
 
 #endif
