@@ -345,8 +345,7 @@ fn reconcile(reg: &mut Registry) -> Result {
     // address itself; a gone one's text is being freed).
     let mut addrs = KVec::new();
     for s in sites.as_slice().iter().filter(|s| s.carry) {
-        // A disabled probe of ours leaves the address to a carrier.
-        if !reg.probes().iter().any(|p| p.addr == s.addr && (p.carrier || p.gone || !p.disabled)) {
+        if !reg.probes().iter().any(|p| p.addr == s.addr) {
             addrs.push(s.addr, GFP_KERNEL)?;
         }
     }

@@ -215,7 +215,7 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
                     // BRK back. Our own probes' aggregates run every handler
                     // (the documented coexistence).
                     let ret = if (*probe).carrier && pre as usize == s.aggr_pre_handler {
-                        run_carried(kp, regs, s, current)
+                        run_carried(kp, regs, s)
                     } else {
                         pre(kp, regs)
                     };
@@ -258,8 +258,9 @@ fn runnable(s: &sys::Symbols, pre: usize) -> bool {
 }
 
 /// A carrier's aggregate `kp`, as `aggr_pre_handler` runs it (each kprobe
-/// that is neither disabled nor gone, `current_kprobe` set to it in turn,
-/// stopping at the first that returns non-zero), but only the handlers
+/// that is neither disabled nor gone, with `current_kprobe` left at the
+/// aggregate throughout, stopping at the first that returns non-zero;
+/// the core's private `kprobe_instance` is not ours to set), but only the handlers
 /// [`runnable`] allows; any other enabled kprobe gets the hit counted
 /// missed and a worker is asked to put the BRK back. Returns 1 when a
 /// handler asked to skip the instruction, 2 when a handler was not run, 0
@@ -268,15 +269,9 @@ fn runnable(s: &sys::Symbols, pre: usize) -> bool {
 /// # Safety
 ///
 /// `kp` is the live aggregate hashed at the probe's address, preemption is
-/// disabled (RCU read side for its list), `current` is this CPU's
-/// `current_kprobe`.
+/// disabled (RCU read side for its list) and `current_kprobe` is `kp`.
 #[inline(always)]
-unsafe fn run_carried(
-    kp: *mut bindings::kprobe,
-    regs: *mut bindings::pt_regs,
-    s: &sys::Symbols,
-    current: *mut *mut bindings::kprobe,
-) -> c_int {
+unsafe fn run_carried(kp: *mut bindings::kprobe, regs: *mut bindings::pt_regs, s: &sys::Symbols) -> c_int {
     let off = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
     // CAST: `list` links the aggregate's kprobes (container_of).
     let offset = core::mem::offset_of!(bindings::kprobe, list);
@@ -290,7 +285,6 @@ unsafe fn run_carried(
             let pre = ptr::read_volatile(ptr::addr_of!((*k).pre_handler));
             if let Some(pre) = pre.filter(|_| ptr::read_volatile(ptr::addr_of!((*k).flags)) & off == 0) {
                 if runnable(s, pre as usize) {
-                    *current = k;
                     if pre(k, regs) != 0 {
                         return 1;
                     }
@@ -299,7 +293,6 @@ unsafe fn run_carried(
                     ret = 2;
                 }
             }
-            *current = ptr::null_mut();
             pos = ptr::read_volatile(ptr::addr_of!((*pos).next));
         }
     }
