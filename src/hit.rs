@@ -249,8 +249,9 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
 }
 
 /// May the optimized path run pre-handler `pre` of a kprobe it carries?
+/// (src/foreign.rs judges addresses by the same list.)
 #[inline(always)]
-fn runnable(s: &sys::Symbols, pre: usize) -> bool {
+pub(crate) fn runnable(s: &sys::Symbols, pre: usize) -> bool {
     // CAST: function addresses, compared only.
     pre == optprobe_kp_pre_handler as *const () as usize
         || (pre != 0 && (pre == s.kprobe_dispatcher || pre == s.pre_handler_kretprobe))
@@ -273,29 +274,23 @@ fn runnable(s: &sys::Symbols, pre: usize) -> bool {
 #[inline(always)]
 unsafe fn run_carried(kp: *mut bindings::kprobe, regs: *mut bindings::pt_regs, s: &sys::Symbols) -> c_int {
     let off = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
-    // CAST: `list` links the aggregate's kprobes (container_of).
-    let offset = core::mem::offset_of!(bindings::kprobe, list);
     let mut ret = 0;
     // SAFETY: per the function's contract.
     unsafe {
-        let head = ptr::addr_of_mut!((*kp).list);
-        let mut pos = ptr::read_volatile(ptr::addr_of!((*head).next));
-        while !pos.is_null() && pos != head {
-            let k = pos.cast::<u8>().wrapping_sub(offset).cast::<bindings::kprobe>();
+        try_for_each_in_aggregate(kp, |k| {
             let pre = ptr::read_volatile(ptr::addr_of!((*k).pre_handler));
             if let Some(pre) = pre.filter(|_| ptr::read_volatile(ptr::addr_of!((*k).flags)) & off == 0) {
-                if runnable(s, pre as usize) {
-                    if pre(k, regs) != 0 {
-                        return 1;
-                    }
-                } else {
+                if !runnable(s, pre as usize) {
                     bump_nmissed(k);
                     ret = 2;
+                } else if pre(k, regs) != 0 {
+                    ret = 1;
+                    return false;
                 }
             }
-            pos = ptr::read_volatile(ptr::addr_of!((*pos).next));
-        }
-    }
+            true
+        })
+    };
     if ret == 2 {
         // SAFETY: safe in any context (irq_work).
         unsafe { bindings::optprobe_request_fallback() };
@@ -312,6 +307,23 @@ unsafe fn run_carried(kp: *mut bindings::kprobe, regs: *mut bindings::pt_regs, s
 /// (preemption disabled) or holds kprobe_mutex.
 #[inline(always)]
 pub(crate) unsafe fn for_each_in_aggregate(kp: *mut bindings::kprobe, mut f: impl FnMut(*mut bindings::kprobe)) {
+    // SAFETY: per the function's contract.
+    unsafe {
+        try_for_each_in_aggregate(kp, |k| {
+            f(k);
+            true
+        })
+    }
+}
+
+/// [`for_each_in_aggregate`], stopping after the first call of `f` that
+/// returns false.
+///
+/// # Safety
+///
+/// As for [`for_each_in_aggregate`].
+#[inline(always)]
+unsafe fn try_for_each_in_aggregate(kp: *mut bindings::kprobe, mut f: impl FnMut(*mut bindings::kprobe) -> bool) {
     // CAST: `list` links the aggregate's kprobes (container_of).
     let offset = core::mem::offset_of!(bindings::kprobe, list);
     // SAFETY: per the function's contract.
@@ -319,7 +331,9 @@ pub(crate) unsafe fn for_each_in_aggregate(kp: *mut bindings::kprobe, mut f: imp
         let head = ptr::addr_of_mut!((*kp).list);
         let mut pos = ptr::read_volatile(ptr::addr_of!((*head).next));
         while !pos.is_null() && pos != head {
-            f(pos.cast::<u8>().wrapping_sub(offset).cast::<bindings::kprobe>());
+            if !f(pos.cast::<u8>().wrapping_sub(offset).cast::<bindings::kprobe>()) {
+                return;
+            }
             pos = ptr::read_volatile(ptr::addr_of!((*pos).next));
         }
     }

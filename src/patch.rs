@@ -333,17 +333,8 @@ pub(crate) fn arm(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>]
         let ours = batch.iter().any(|q| q.addr == addr && decode_is_our_branch(q, live));
         let probe = &mut *batch[i];
         if probe.slot != 0 {
-            if decode_is_our_branch(probe, live) {
-                // INVARIANT: the branch to this probe's trampoline is live.
-                probe.state = State::Optimized;
-                probe.reason = c"-";
-                // SAFETY: kprobe_mutex held.
-                unsafe { probe.set_core_optimized(true) };
-            } else {
-                probe.set_reason(c"text patching failed");
-                // SAFETY: the branch was not written: never reachable.
-                unsafe { release_unreached_slot(pool, probe) };
-            }
+            // SAFETY: kprobe_mutex held; a branch not read back was not written.
+            unsafe { settle_branch(pool, probe, decode_is_our_branch(probe, live)) };
         }
         // SAFETY: kprobe_mutex held.
         let joined = unsafe { probe.joins_armed_aggregate() };
@@ -396,19 +387,45 @@ pub(crate) fn optimize(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Pr
         for &i in &scratch.which.as_slice()[range] {
             let probe = &mut batch[i];
             // Only a failed batch needs the text read back.
-            if result.is_ok() || matches!(branch_state(probe), Branch::Ours) {
-                // INVARIANT: the branch to this probe's trampoline is live.
-                probe.state = State::Optimized;
-                probe.reason = c"-";
-                // SAFETY: kprobe_mutex held (`core`).
-                unsafe { probe.set_core_optimized(true) };
-            } else {
-                probe.set_reason(c"text patching failed");
-                // SAFETY: the branch was not written: never reachable.
-                unsafe { release_unreached_slot(pool, probe) };
-            }
+            let written = result.is_ok() || matches!(branch_state(probe), Branch::Ours);
+            // SAFETY: kprobe_mutex held (`core`); a branch not read back was
+            // not written.
+            unsafe { settle_branch(pool, probe, written) };
         }
     });
+}
+
+/// Record that `probe`'s branch is live: optimized, in our state and in the
+/// core's OPTIMIZED flag.
+///
+/// # Safety
+///
+/// The caller holds kprobe_mutex, and the text at the address is the branch
+/// to `probe.slot`.
+unsafe fn mark_optimized(probe: &mut Probe) {
+    // INVARIANT: the branch to this probe's trampoline is live.
+    probe.state = State::Optimized;
+    probe.set_reason(c"-");
+    // SAFETY: per the function's contract.
+    unsafe { probe.set_core_optimized(true) };
+}
+
+/// After a batch wrote (or failed to write) `probe`'s branch: optimized when
+/// `written`, else its slot goes back to the pool.
+///
+/// # Safety
+///
+/// The caller holds kprobe_mutex; `written` is true iff the branch to
+/// `probe.slot` is live (when false it was never written).
+unsafe fn settle_branch(pool: &mut Pool, probe: &mut Probe, written: bool) {
+    if written {
+        // SAFETY: per the function's contract.
+        unsafe { mark_optimized(probe) };
+    } else {
+        probe.set_reason(c"text patching failed");
+        // SAFETY: the branch was not written: never reachable.
+        unsafe { release_unreached_slot(pool, probe) };
+    }
 }
 
 /// Give back a slot no branch ever led to (no RCU-tasks wait needed).
@@ -549,11 +566,9 @@ pub(crate) fn unoptimize<P: DerefMut<Target = Probe>>(
                     // SAFETY: both locks held (`core`, `lock`).
                     unsafe { probe.set_core_disabled(true) };
                 } else if live != wanted && decode_is_our_branch(probe, live) {
-                    // INVARIANT: our branch is still there.
-                    probe.state = State::Optimized;
-                    probe.set_reason(c"-");
-                    // SAFETY: kprobe_mutex held (`core`).
-                    unsafe { probe.set_core_optimized(true) };
+                    // SAFETY: kprobe_mutex held (`core`); our branch is
+                    // still there.
+                    unsafe { mark_optimized(probe) };
                     stuck += 1;
                 }
             }

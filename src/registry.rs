@@ -116,11 +116,6 @@ impl Registry {
         self.listed_probes().nth(i)
     }
 
-    /// Has module exit stopped the foreign-kprobe poller?
-    fn foreign_stopped(&self) -> bool {
-        self.foreign.is_stopped()
-    }
-
     /// Every live probe, carriers included (src/foreign.rs reads them).
     pub(crate) fn probes(&self) -> &[KBox<Probe>] {
         self.probes.as_slice()
@@ -178,29 +173,26 @@ impl Registry {
             return 0;
         }
         self.unoptimize_marked(|p| p.doomed = true);
-        let (probes, pool, scratch) = (&mut self.probes, &mut self.pool, &mut self.scratch);
         let mut done = 0;
         // One at a time through the batch interface: reoptimizing is rare.
-        for i in 0..probes.len() {
-            if !probes.as_slice()[i].doomed {
+        for i in 0..self.probes.len() {
+            if !self.probes.as_slice()[i].doomed {
                 continue;
             }
-            let Some(mut p) = swap_remove(probes, i) else { break };
-            p.doomed = false;
-            p.attempts = p.attempts.saturating_add(1);
-            // Still optimized after unoptimize: its site holds text we do
-            // not know, left alone (and its slot kept).
-            if p.state == State::Kprobe {
-                patch::optimize(pool, scratch, probes.as_slice(), &mut [&mut *p]);
-            }
-            if p.state == State::Optimized {
-                p.attempts = 0;
-                done += 1;
-            }
-            // Capacity unchanged since swap_remove: cannot fail.
-            let _ = probes.push(p, GFP_KERNEL);
-            let last = probes.len() - 1;
-            probes.as_mut_slice().swap(i, last);
+            let optimized = self.with_taken(i, |reg, p| {
+                p.doomed = false;
+                p.attempts = p.attempts.saturating_add(1);
+                // Still optimized after unoptimize: its site holds text we
+                // do not know, left alone (and its slot kept).
+                if p.state == State::Kprobe {
+                    patch::optimize(&mut reg.pool, &mut reg.scratch, reg.probes.as_slice(), &mut [&mut *p]);
+                }
+                if p.state == State::Optimized {
+                    p.attempts = 0;
+                }
+                p.state == State::Optimized
+            });
+            done += usize::from(optimized == Some(true));
         }
         done
     }
@@ -235,17 +227,21 @@ impl Registry {
         if probe.disabled != enable {
             return Ok(());
         }
-        // Take the probe out while the pool is changed, so no borrow of it
-        // overlaps the registry's; then put it back at the same index.
-        let Some(mut probe) = swap_remove(&mut self.probes, index) else {
-            return Err(code::EINVAL);
-        };
-        let result = if enable { self.enable_one(&mut probe) } else { self.disable_one(&mut probe) };
+        self.with_taken(index, |reg, probe| if enable { reg.enable_one(probe) } else { reg.disable_one(probe) })
+            .unwrap_or(Err(code::EINVAL))
+    }
+
+    /// Run `f` on probe `index` taken out of the list, so no borrow of it
+    /// overlaps the registry's while the pool is changed; then put it back
+    /// at the same index. `None` for an index out of range.
+    fn with_taken<R>(&mut self, index: usize, f: impl FnOnce(&mut Self, &mut Probe) -> R) -> Option<R> {
+        let mut probe = swap_remove(&mut self.probes, index)?;
+        let result = f(self, &mut probe);
         // Capacity is unchanged since swap_remove: cannot fail.
         let _ = self.probes.push(probe, GFP_KERNEL);
         let last = self.probes.len() - 1;
         self.probes.as_mut_slice().swap(index, last);
-        result
+        Some(result)
     }
 
     fn disable_one(&mut self, probe: &mut Probe) -> Result {
@@ -648,7 +644,7 @@ extern "C" fn optprobe_fallback_work() {
         let mut reg = reg.lock();
         reg.fall_back_post_handlers();
         reg.fall_back_pc_changes();
-        if !reg.foreign_stopped() {
+        if !reg.foreign.is_stopped() {
             crate::foreign::kick_now();
         }
     }
