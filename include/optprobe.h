@@ -65,6 +65,8 @@ enum optprobe_state {
 	OPTPROBE_STATE_GONE = 3,	/* its text was freed (a module's init
 					 * text once the module is live); no
 					 * hits; only unregister is left */
+	OPTPROBE_STATE_FTRACE = 4,	/* a function entry on a BTI kernel,
+					 * delivered at its ftrace call site */
 };
 
 /* Register one probe. 0 or -errno; nothing is left behind on error. */

@@ -102,10 +102,11 @@ impl Registration {
         unsafe { &*self.probe }
     }
 
-    /// Is the probe optimized?
+    /// Is the probe on a fast path: optimized (a branch to its trampoline)
+    /// or, at a function entry on a BTI kernel, delivered through ftrace?
     pub fn optimized(&self) -> bool {
         // `state` changes only under the registry mutex and is a plain byte.
-        self.probe().state == State::Optimized
+        matches!(self.probe().state, State::Optimized | State::Ftrace)
     }
 
     /// Disable the probe: its handler stops running and the text is restored.

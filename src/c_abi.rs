@@ -222,6 +222,7 @@ pub(crate) extern "C" fn optprobe_state(probe: Handle) -> c_int {
         (true, _) => 2,
         (false, State::Optimized) => 1,
         (false, State::Kprobe) => 0,
+        (false, State::Ftrace) => 4,
     })
     .unwrap_or(-22)
 }
@@ -231,7 +232,7 @@ pub(crate) extern "C" fn optprobe_state(probe: Handle) -> c_int {
 pub(crate) extern "C" fn optprobe_reason(probe: Handle) -> *const c_char {
     // Reasons are static strings: valid after unregister too.
     registry::with_probe(key(probe), |p| match p.state {
-        State::Optimized => ptr::null(),
+        State::Optimized | State::Ftrace => ptr::null(),
         State::Kprobe => p.reason.as_ptr(),
     })
     .unwrap_or(ptr::null())

@@ -27,6 +27,7 @@
 //! Lock order: registry mutex, then `kprobe_mutex`, then `text_mutex`.
 
 use crate::bindings;
+use crate::entry;
 use crate::hit;
 use crate::insn;
 use crate::patch;
@@ -203,7 +204,8 @@ unsafe fn judge(reg: &Registry, core: &sys::KprobeLock, ap: *mut bindings::kprob
         let (flags, has_post, nmissed) = unsafe { ((*k).flags, (*k).post_handler.is_some(), (*k).nmissed) };
         let on = flags & off == 0;
         if pre == ours {
-            post |= on && has_post;
+            // SAFETY: as above.
+            post |= unsafe { hit::runs_post_handler(k) };
             return;
         }
         if let Some(m) = members.get_mut(foreign as usize) {
@@ -231,7 +233,13 @@ unsafe fn judge(reg: &Registry, core: &sys::KprobeLock, ap: *mut bindings::kprob
     }
     let probes = reg.probes();
     let at = |p: &&KBox<Probe>| p.addr == addr;
-    let live = probes.iter().filter(at).find(|p| !p.gone && p.state == State::Optimized && p.branch_is_live());
+    let live = probes
+        .iter()
+        .filter(at)
+        .find(|p| !p.gone && (p.state == State::Ftrace || (p.state == State::Optimized && p.branch_is_live())));
+    // A function entry on a BTI kernel goes through ftrace, which runs every
+    // handler as the BRK path does (post-handlers and pc changes included).
+    let entry_site = entry::is_entry_site(addr, opcode);
     let carrier = probes.iter().filter(at).find(|p| p.carrier);
     let own = probes.iter().filter(at).find(|p| !p.carrier);
     let counted = live.or(carrier).or(own);
@@ -243,6 +251,8 @@ unsafe fn judge(reg: &Registry, core: &sys::KprobeLock, ap: *mut bindings::kprob
         Some(why)
     } else if core.all_disarmed() {
         Some(DISARMED)
+    } else if entry_site {
+        None
     } else if post {
         Some(POST_HANDLER)
     } else if !all_allowed {
@@ -257,6 +267,7 @@ unsafe fn judge(reg: &Registry, core: &sys::KprobeLock, ap: *mut bindings::kprob
         None
     };
     let state = match why {
+        _ if live.is_some_and(|p| p.state == State::Ftrace) => "ftrace",
         _ if live.is_some() => "optimized",
         Some(w) if core::ptr::eq(w, GONE) => "gone",
         Some(w) if core::ptr::eq(w, DISABLED) => "disabled",

@@ -28,6 +28,9 @@
 #include <linux/delay.h>
 #include <linux/string.h>
 #include <linux/kstrtox.h>
+#include <linux/ftrace.h>
+#include <linux/slab.h>
+#include <linux/irqflags.h>
 #include "glue.h"
 #include "../include/optprobe.h"
 /*
@@ -214,14 +217,135 @@ bool optprobe_auto_param;
 module_param_named(auto, optprobe_auto_param, bool, 0400);
 MODULE_PARM_DESC(auto, "optimize every eligible kprobe in the system (kprobe_events, perf, BPF, kretprobes)");
 
+/*
+ * Entry probes through ftrace (src/entry.rs): one ftrace_ops per probe,
+ * filtered to the probed function's call site (sym+8 on a BTI kernel:
+ * `bti c; mov x9, x30; bl ftrace_caller`). Never a direct call: those are
+ * exclusive per function and BPF fentry needs them. PERMANENT: while it is
+ * registered, `sysctl kernel.ftrace_enabled=0` is refused instead of
+ * silently stopping hits. The callback guards against recursion itself
+ * (ftrace then calls it directly, the cheapest way).
+ */
+struct optprobe_ftrace {
+	struct ftrace_ops ops;
+};
+
+#ifdef CONFIG_DYNAMIC_FTRACE_WITH_ARGS
+#ifdef arch_ftrace_regs
+#define optprobe_fregs(fregs) arch_ftrace_regs(fregs)
+#else
+#define optprobe_fregs(fregs) (fregs)
+#endif
+
+/*
+ * The ftrace callback: builds a pt_regs from ftrace_regs (x0-x8, fp, lr, sp,
+ * the probed function's entry as pc, the rest defined: see README,
+ * "Entry probes through ftrace"), runs the hit with interrupts masked as the
+ * BRK path runs it, and copies back what ftrace restores: x0-x8, fp, lr,
+ * and pc when a handler redirected the call.
+ */
+static void notrace optprobe_ftrace_func(unsigned long ip, unsigned long parent_ip,
+					 struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	typeof(*optprobe_fregs(fregs)) *f = optprobe_fregs(fregs);
+	struct pt_regs regs = {};
+	unsigned long flags;
+	int i, bit;
+
+	for (i = 0; i < 9; i++)
+		regs.regs[i] = f->regs[i];
+	regs.regs[29] = f->fp;
+	regs.regs[30] = f->lr;
+	regs.sp = f->sp;
+	regs.orig_x0 = f->regs[0];
+	regs.syscallno = NO_SYSCALL;
+	regs.pstate = PSR_MODE_EL1h | (read_sysreg(daif) & (PSR_D_BIT | PSR_A_BIT | PSR_I_BIT | PSR_F_BIT));
+	/* Recursion (a handler calling a probed function) is refused, as
+	 * ftrace's own guard does; masking interrupts also keeps the task on
+	 * this CPU while the hit uses per-CPU state. */
+	bit = ftrace_test_recursion_trylock(ip, parent_ip);
+	if (bit < 0)
+		return;
+	local_irq_save(flags);
+	if (optprobe_entry_hit(op->private, &regs)) {
+		/* A handler moved pc (kretprobe's x30 needs no pc move). */
+		f->pc = regs.pc;
+	}
+	local_irq_restore(flags);
+	ftrace_test_recursion_unlock(bit);
+	for (i = 0; i < 9; i++)
+		f->regs[i] = regs.regs[i];
+	f->fp = regs.regs[29];
+	f->lr = regs.regs[30];
+}
+NOKPROBE_SYMBOL(optprobe_ftrace_func);
+
+/*
+ * Register an ops delivering the function whose call site is `site` to
+ * optprobe_entry_hit(probe, ...); its handle goes to *handle. Errors:
+ * -EINVAL when `site` is no ftrace call site (notrace), -EBUSY when ftrace
+ * is disabled (ftrace_enabled=0), -ENOMEM.
+ */
+int optprobe_ftrace_attach(void *probe, unsigned long site, void **handle)
+{
+	struct optprobe_ftrace *e = kzalloc(sizeof(*e), GFP_KERNEL);
+	int ret;
+
+	if (!e)
+		return -ENOMEM;
+	e->ops.func = optprobe_ftrace_func;
+	e->ops.flags = FTRACE_OPS_FL_PERMANENT;
+	e->ops.private = probe;
+	ret = ftrace_set_filter_ip(&e->ops, site, 0, 0);
+	if (!ret) {
+		ret = register_ftrace_function(&e->ops);
+		if (ret)
+			ftrace_free_filter(&e->ops);
+	}
+	if (ret) {
+		/* Never registered: nothing can be running it. */
+		kfree(e);
+		return ret;
+	}
+	*handle = e;
+	return 0;
+}
+
+/*
+ * Unregister and free. unregister_ftrace_function() returns only once no
+ * CPU can be in the callback (a module's ops is FTRACE_OPS_FL_DYNAMIC:
+ * ftrace waits for RCU-tasks itself). Returns the error, and then leaks the
+ * ops, when ftrace refused to unregister it.
+ */
+int optprobe_ftrace_detach(void *handle)
+{
+	struct optprobe_ftrace *e = handle;
+	int ret = unregister_ftrace_function(&e->ops);
+
+	if (ret)
+		return ret;
+	ftrace_free_filter(&e->ops);
+	kfree(e);
+	return 0;
+}
+#else
+int optprobe_ftrace_attach(void *probe, unsigned long site, void **handle) { return -EOPNOTSUPP; }
+int optprobe_ftrace_detach(void *handle) { return 0; }
+#endif
+
 /* The hit path: trampoline -> callback -> pre-handler -> handler dispatch. */
 NOKPROBE_SYMBOL(optprobe_callback);
 NOKPROBE_SYMBOL(optprobe_kp_pre_handler);
 NOKPROBE_SYMBOL(optprobe_kp_post_handler);
 NOKPROBE_SYMBOL(optprobe_rust_dispatch);
+NOKPROBE_SYMBOL(optprobe_entry_hit);
 static_assert(KSYM_SYMBOL_LEN <= OPTPROBE_SYMBOL_BUF);
 
 #ifdef OPTPROBE_TEST_HOOKS
+int optprobe_test_request(unsigned long addr, bool on);
+EXPORT_SYMBOL_GPL(optprobe_test_request);
+int optprobe_test_entry_text(unsigned long addr, bool brk);
+EXPORT_SYMBOL_GPL(optprobe_test_entry_text);
 /*
  * Test-only delay points (src/test_hooks.rs): delay_at=POINT, delay_ms=N.
  * Absent from the default build.

@@ -58,6 +58,10 @@ void optprobe_kp_post_handler(struct kprobe *kp, struct pt_regs *regs, unsigned 
 void optprobe_rust_dispatch(void *data, struct pt_regs *regs);
 void optprobe_callback(void *probe, struct pt_regs *regs);
 void optprobe_fallback_work(void);
+int optprobe_entry_hit(void *probe, struct pt_regs *regs);
+/* Entry probes through ftrace (src/entry.rs). */
+int optprobe_ftrace_attach(void *probe, unsigned long site, void **handle);
+int optprobe_ftrace_detach(void *handle);
 bool optprobe_bti_enforced(void);
 int optprobe_walk_kprobe_table(void *table, unsigned long len,
 			       int (*fn)(void *ctx, struct kprobe *kp), void *ctx);

@@ -6,6 +6,10 @@
 //! - [`optprobe_kp_pre_handler`], [`optprobe_kp_post_handler`]: the kprobe's
 //!   handlers, run from the BRK path and (the pre-handler) from the callback.
 //! - [`optprobe_rust_dispatch`]: the C-handler shim for Rust API handlers.
+//! - [`optprobe_entry_hit`]: entry probes through ftrace (src/entry.rs),
+//!   called by the ftrace callback in src/glue.c with a `pt_regs` built
+//!   from `ftrace_regs`; and the delivery records that keep a call from
+//!   being counted by both the BRK at `sym+0` and the ftrace call site.
 //!
 //! Rules for this file, all of which a reviewer can check here alone:
 //! - every function is `NOKPROBE_SYMBOL` (src/glue.c), so a probe can never
@@ -27,14 +31,15 @@ use crate::probe::Probe;
 use crate::sys;
 use core::ffi::{c_int, c_ulong, c_void};
 use core::ptr;
-use core::sync::atomic::{compiler_fence, AtomicU64, Ordering};
+use core::sync::atomic::{compiler_fence, AtomicU64, AtomicUsize, Ordering};
 
 /// Hits since load where a handler changed pc on the optimized path (the
 /// `stats` figure: probes that counted some may be gone).
 pub(crate) static PC_CHANGES: AtomicU64 = AtomicU64::new(0);
 
-/// `KPROBE_HIT_ACTIVE` from arch/arm64/include/asm/kprobes.h.
+/// `KPROBE_HIT_ACTIVE`, `KPROBE_HIT_SSDONE` from arch/arm64/include/asm/kprobes.h.
 const KPROBE_HIT_ACTIVE: u32 = 0x0000_0001;
+const KPROBE_HIT_SSDONE: u32 = 0x0000_0004;
 
 /// This CPU's per-CPU offset, as `__my_cpu_offset` reads it: tpidr_el1, or
 /// tpidr_el2 when the kernel runs at EL2 (VHE).
@@ -156,6 +161,15 @@ pub(crate) unsafe extern "C" fn optprobe_kp_post_handler(
     unsafe {
         if let Some(post) = ptr::read_volatile(ptr::addr_of!((*probe).post_handler)) {
             post((*probe).data, regs);
+        }
+        // An entry probe delivered through ftrace whose `sym+0` holds a BRK
+        // (a transition, or the core re-arming it): this call was just
+        // delivered by that BRK and goes on to the ftrace call site, which
+        // must not deliver it again. Post-handlers run only for calls that
+        // resume at `sym+4` (none that a pre-handler redirected), so every
+        // record is consumed at the call site.
+        if (*probe).entry_recording.load(Ordering::Acquire) {
+            record_brk_delivery((*probe).addr, (*regs).__bindgen_anon_1.__bindgen_anon_1.sp as usize);
         }
     }
 }
@@ -350,8 +364,17 @@ pub(crate) unsafe fn runs_post_handler(k: *mut bindings::kprobe) -> bool {
     let off = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
     // SAFETY: per the function's contract; volatile, as other CPUs change them.
     unsafe {
-        ptr::read_volatile(ptr::addr_of!((*k).post_handler)).is_some()
-            && ptr::read_volatile(ptr::addr_of!((*k).flags)) & off == 0
+        let Some(post) = ptr::read_volatile(ptr::addr_of!((*k).post_handler)) else { return false };
+        // Our own kprobes carry a post-handler at function entry only to
+        // record BRK deliveries (see optprobe_kp_post_handler): it runs a
+        // handler only when the probe's owner gave one.
+        // CAST: function addresses, compared only.
+        if post as usize == optprobe_kp_post_handler as *const () as usize
+            && ptr::read_volatile(ptr::addr_of!((*k.cast::<Probe>()).post_handler)).is_none()
+        {
+            return false;
+        }
+        ptr::read_volatile(ptr::addr_of!((*k).flags)) & off == 0
     }
 }
 
@@ -420,4 +443,205 @@ unsafe fn inc_nmissed_post(kp: *mut bindings::kprobe) -> bool {
 pub(crate) unsafe extern "C" fn optprobe_rust_dispatch(data: *mut c_void, regs: *mut bindings::pt_regs) {
     // SAFETY: per the function's contract.
     unsafe { (*data.cast::<kernel::alloc::KBox<dyn ProbeHandler>>()).pre(&mut *regs) };
+}
+
+// --- Entry probes through ftrace ---------------------------------------------
+
+/// Delivery records: a call delivered by the BRK at an entry probe's
+/// `sym+0` while that probe's ftrace ops is attached, which the ftrace call
+/// site at `sym+8` must then skip. Keyed by task, stack pointer and probe
+/// address: between `sym+0` and the call site only `mov x9, x30` runs, so
+/// the same call has the same sp at both, and one task is in at most one
+/// such window at one sp (anything nested runs on another stack or deeper).
+/// Only the owning task creates or consumes its records; src/entry.rs
+/// clears a probe's records when its ops is gone.
+struct Record {
+    task: AtomicUsize,
+    sp: AtomicUsize,
+    addr: AtomicUsize,
+}
+
+/// Room for this many tasks inside a window at once (each was preempted
+/// between `sym+0` and `sym+8` during a transition); beyond it a call can be
+/// delivered twice, and [`RECORDS_LOST`] says so.
+const RECORDS: usize = 256;
+static RECORD_TABLE: [Record; RECORDS] =
+    [const { Record { task: AtomicUsize::new(0), sp: AtomicUsize::new(0), addr: AtomicUsize::new(0) } }; RECORDS];
+/// Records in the table: the call site skips the search while it is 0.
+static RECORDS_LIVE: AtomicUsize = AtomicUsize::new(0);
+/// Records that did not fit (stats `entry_records_lost`).
+pub(crate) static RECORDS_LOST: AtomicU64 = AtomicU64::new(0);
+
+/// `current`, which arm64 keeps in sp_el0.
+#[inline(always)]
+fn current_task() -> usize {
+    let task: usize;
+    // SAFETY: reads sp_el0, which holds `current` in kernel mode.
+    unsafe { core::arch::asm!("mrs {}, sp_el0", out(reg) task, options(nomem, nostack, preserves_flags)) };
+    task
+}
+
+#[inline(always)]
+fn record_start(task: usize, sp: usize) -> usize {
+    ((task >> 6) ^ (sp >> 4)) % RECORDS
+}
+
+/// Record `i` after `start`, wrapping around the table (never out of range).
+#[inline(always)]
+fn record_at(start: usize, i: usize) -> &'static Record {
+    &RECORD_TABLE[start.wrapping_add(i) % RECORDS]
+}
+
+/// Remember that the current task's call at `addr`, with stack pointer
+/// `sp`, was delivered by the BRK. Lock-free; a stale record of the same key
+/// (a call that never reached the call site) is reused.
+#[inline(always)]
+fn record_brk_delivery(addr: usize, sp: usize) {
+    let task = current_task();
+    let start = record_start(task, sp);
+    let mut free = None;
+    for i in 0..RECORDS {
+        let r = record_at(start, i);
+        let owner = r.task.load(Ordering::Relaxed);
+        if owner == task && r.sp.load(Ordering::Relaxed) == sp && r.addr.load(Ordering::Relaxed) == addr {
+            return;
+        }
+        if owner == 0 && free.is_none() {
+            free = Some(start.wrapping_add(i) % RECORDS);
+        }
+    }
+    let Some(first) = free else {
+        RECORDS_LOST.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    for i in 0..RECORDS {
+        let r = record_at(first, i);
+        if r.task.compare_exchange(0, task, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            // Only this task reads a record it owns.
+            r.sp.store(sp, Ordering::Relaxed);
+            r.addr.store(addr, Ordering::Relaxed);
+            RECORDS_LIVE.fetch_add(1, Ordering::Release);
+            return;
+        }
+    }
+    RECORDS_LOST.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Take the current task's record for (`addr`, `sp`): was this call
+/// delivered by the BRK?
+#[inline(always)]
+fn take_brk_delivery(addr: usize, sp: usize) -> bool {
+    if RECORDS_LIVE.load(Ordering::Acquire) == 0 {
+        return false;
+    }
+    let task = current_task();
+    let start = record_start(task, sp);
+    for i in 0..RECORDS {
+        let r = record_at(start, i);
+        if r.task.load(Ordering::Relaxed) == task && r.sp.load(Ordering::Relaxed) == sp && r.addr.load(Ordering::Relaxed) == addr {
+            r.task.store(0, Ordering::Release);
+            RECORDS_LIVE.fetch_sub(1, Ordering::Release);
+            return true;
+        }
+    }
+    false
+}
+
+/// Drop every record for `addr`. Called once neither the BRK path nor the
+/// call site can create or take one for it (recording off, ops gone);
+/// returns how many there were (calls that never reached the call site).
+pub(crate) fn forget_records(addr: usize) -> usize {
+    let mut n: usize = 0;
+    for r in RECORD_TABLE.iter() {
+        let owner = r.task.load(Ordering::Acquire);
+        if owner != 0
+            && r.addr.load(Ordering::Relaxed) == addr
+            && r.task.compare_exchange(owner, 0, Ordering::Release, Ordering::Relaxed).is_ok()
+        {
+            RECORDS_LIVE.fetch_sub(1, Ordering::Release);
+            n = n.wrapping_add(1);
+        }
+    }
+    n
+}
+
+/// The ftrace callback's hit (src/glue.c `optprobe_ftrace_func`), for a
+/// probe at a function's `sym+0` whose ftrace call site just ran: as the BRK
+/// path would run it at `sym+0`, with `regs->pc = sym+0` for pre-handlers
+/// and `sym+4` for post-handlers (the landing pad is a hint, so stepping it
+/// is nothing). `current_kprobe` is set for the duration, and a hit while
+/// another kprobe is active on this CPU is counted missed, as the BRK path
+/// does. Returns 1 when a pre-handler redirected the call (`regs->pc` is
+/// where it resumes).
+///
+/// # Safety
+///
+/// Called only by that callback, with `probe` from the ops' `private` (a
+/// live Probe: the ops is unregistered, which waits for every callback,
+/// before the probe can be freed), preemption and interrupts disabled, and
+/// `regs` on the stack.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn optprobe_entry_hit(probe: *mut c_void, regs: *mut bindings::pt_regs) -> c_int {
+    let probe = probe.cast::<Probe>();
+    // SAFETY: see the function's contract.
+    unsafe {
+        let s = (*probe).syms;
+        let addr = (*probe).addr;
+        let sp = (*regs).__bindgen_anon_1.__bindgen_anon_1.sp as usize;
+        (*regs).__bindgen_anon_1.__bindgen_anon_1.pc = addr as u64;
+        // Delivered by the BRK at sym+0 already: once only.
+        if take_brk_delivery(addr, sp) || !(*probe).entry_deliver.load(Ordering::Acquire) || s.all_disarmed_now() {
+            return 0;
+        }
+        let own = ptr::addr_of_mut!((*probe).kp);
+        let list = ptr::addr_of_mut!((*own).list);
+        let kp = if ptr::read_volatile(ptr::addr_of!((*list).next)) == list {
+            own
+        } else {
+            bindings::optprobe_call_get_kprobe(s.get_kprobe, addr as *mut c_void)
+        };
+        if kp.is_null() {
+            return 0;
+        }
+        let cpu_offset = this_cpu_offset(s);
+        let current = (s.current_kprobe as usize).wrapping_add(cpu_offset) as *mut *mut bindings::kprobe;
+        if !(*current).is_null() {
+            inc_nmissed(kp, own);
+            return 0;
+        }
+        let disabled = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
+        if ptr::read_volatile(ptr::addr_of!((*kp).flags)) & disabled != 0 {
+            return 0;
+        }
+        *current = kp;
+        let delta = (s.kprobe_ctlblk as usize).wrapping_sub(s.current_kprobe as usize);
+        let kcb = current.cast::<u8>().wrapping_add(delta).cast::<bindings::kprobe_ctlblk>();
+        (*kcb).kprobe_status = KPROBE_HIT_ACTIVE;
+        let ret = if kp == own {
+            run_own(probe, regs, cpu_offset);
+            0
+        } else if let Some(pre) = ptr::read_volatile(ptr::addr_of!((*kp).pre_handler)) {
+            pre(kp, regs)
+        } else {
+            0
+        };
+        let redirect = ret != 0 && (*regs).__bindgen_anon_1.__bindgen_anon_1.pc != addr as u64;
+        if ret == 0 {
+            // The post-handlers, as after stepping the landing pad.
+            (*regs).__bindgen_anon_1.__bindgen_anon_1.pc = addr.wrapping_add(4) as u64;
+            (*kcb).kprobe_status = KPROBE_HIT_SSDONE;
+            if kp == own {
+                if let Some(post) = ptr::read_volatile(ptr::addr_of!((*probe).post_handler)) {
+                    post((*probe).data, regs);
+                }
+            } else if let Some(post) = ptr::read_volatile(ptr::addr_of!((*kp).post_handler)) {
+                post(kp, regs, 0);
+                // Our own post-handler in the aggregate recorded this call
+                // as a BRK delivery; it was not one.
+                take_brk_delivery(addr, sp);
+            }
+        }
+        *current = ptr::null_mut();
+        c_int::from(redirect)
+    }
 }

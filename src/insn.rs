@@ -261,6 +261,15 @@ pub fn classify_site(word: u32, landing_pads_enforced: bool) -> Class {
     }
 }
 
+/// Is `word` a landing pad an indirect call may land on at a function's
+/// entry: `BTI c` or `BTI jc` (C6.2.41: BTI with targets c = 0b01 or
+/// jc = 0b11)? What a BTI kernel's functions start with; src/entry.rs
+/// delivers probes there through ftrace. `BTI`, `BTI j` and the implicit
+/// pads `PACIASP`/`PACIBSP` do not start functions.
+pub fn is_entry_landing_pad(word: u32) -> bool {
+    word & 0xffff_ff3f == 0xd503_241f && (word >> 6) & 1 == 1
+}
+
 /// Encode `B target` placed at `pc`.
 ///
 /// Returns `Err(ERANGE)` when the target is out of +/-128 MiB and `Err(EINVAL)`

@@ -18,6 +18,7 @@ pub mod tramp;
 // Kernel-facing parts.
 pub mod api;
 mod c_abi;
+mod entry;
 mod foreign;
 mod global;
 mod hit;

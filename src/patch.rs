@@ -284,6 +284,13 @@ pub(crate) fn arm(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>]
             probe.set_reason(c"address already optimized by another optprobe");
             continue;
         }
+        // A function entry on a BTI kernel: never a BRK; src/entry.rs
+        // delivers it through ftrace (or the caller arms it with BRK when
+        // that fails). Left unarmed here.
+        if !joins_armed && crate::entry::candidate(probe) {
+            probe.set_reason(crate::entry::NO_FTRACE_SITE);
+            continue;
+        }
         // SAFETY: registered kprobe address.
         let live = unsafe { sys::read_insn(probe.addr) };
         let expected = if joins_armed { insn::BRK_KPROBES } else { probe.kp.opcode };

@@ -10,7 +10,7 @@ use crate::fixed_str::FixedStr;
 use crate::{control, hit, insn, patch, sys};
 use core::ffi::{c_int, c_void, CStr};
 use core::ptr;
-use core::sync::atomic::AtomicU64;
+use core::sync::atomic::{AtomicBool, AtomicU64};
 use kernel::prelude::*;
 
 // --- Probes ------------------------------------------------------------------
@@ -28,6 +28,9 @@ pub(crate) enum State {
     Kprobe,
     /// `b trampoline` is live at the probe address.
     Optimized,
+    /// A function-entry probe delivered by its ftrace ops at the call site
+    /// (src/entry.rs); `sym+0` holds its landing pad, not a BRK.
+    Ftrace,
 }
 
 /// Where a new probe goes and what it runs.
@@ -101,6 +104,13 @@ pub(crate) struct Probe {
     /// Removed by its owner, but its branch could not be removed: kept by
     /// the registry, handler cleared (see [`Probe::orphan`]).
     pub(crate) orphaned: bool,
+    /// The registered ftrace ops of an entry probe (src/glue.c handle), or
+    /// null. Set from `entry::enter` until `entry::leave`.
+    pub(crate) ftrace: *mut c_void,
+    /// The ftrace call site delivers hits (src/entry.rs has the protocol).
+    pub(crate) entry_deliver: AtomicBool,
+    /// BRK deliveries at `sym+0` are recorded for the call site to skip.
+    pub(crate) entry_recording: AtomicBool,
 }
 
 // SAFETY: a probe is shared between the registry (under its mutex) and the
@@ -136,6 +146,9 @@ impl Probe {
                 pc_refused: false,
                 attempts: 0,
                 orphaned: false,
+                ftrace: ptr::null_mut(),
+                entry_deliver: AtomicBool::new(false),
+                entry_recording: AtomicBool::new(false),
             },
             GFP_KERNEL,
         )?;
@@ -147,7 +160,12 @@ impl Probe {
             probe.kp.addr = spec.addr as *mut u32;
         }
         probe.kp.pre_handler = Some(hit::optprobe_kp_pre_handler);
-        if spec.post_handler.is_some() {
+        // A function-entry probe on a BTI kernel may be delivered through
+        // ftrace (src/entry.rs), whose protocol needs our post-handler on
+        // the BRK path; the core copies that into an aggregate only when a
+        // kprobe joins, so it is set now. hit::runs_post_handler() does not
+        // count it as a post-handler unless the owner gave one.
+        if spec.post_handler.is_some() || (probe.syms.bti_enforced && targets_function_entry(spec)) {
             probe.kp.post_handler = Some(hit::optprobe_kp_post_handler);
         }
         Ok(probe)
@@ -315,6 +333,15 @@ impl Probe {
     /// still be live, so the trampoline must leak rather than be reused.
     pub(crate) fn leak_slot(&mut self) {
         self.slot = 0;
+    }
+}
+
+/// Does `spec` name a function's first instruction?
+fn targets_function_entry(spec: &Spec) -> bool {
+    if !spec.symbol.is_empty() {
+        spec.offset == 0
+    } else {
+        sys::symbol_bounds(spec.addr).is_some_and(|(start, _)| start == spec.addr)
     }
 }
 

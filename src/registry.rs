@@ -11,7 +11,7 @@ use crate::bindings;
 use crate::global::Global;
 use crate::kvec::{self, swap_remove};
 use crate::pool::Pool;
-use crate::patch;
+use crate::{entry, patch};
 use crate::probe::{Probe, Spec, State};
 use crate::sys;
 use core::ffi::{c_int, CStr};
@@ -30,6 +30,8 @@ pub(crate) struct Counts {
     pub(crate) trampoline_pages: usize,
     /// Carriers (src/foreign.rs).
     pub(crate) carriers: usize,
+    /// Our own probes delivered through ftrace (src/entry.rs).
+    pub(crate) ftrace: usize,
 }
 
 /// A probe just attached: its address (for owners that cannot outlive it)
@@ -137,6 +139,7 @@ impl Registry {
             disabled: own().filter(|p| p.disabled).count(),
             trampoline_pages: self.pool.pages(),
             carriers: probes.iter().filter(|p| p.carrier).count(),
+            ftrace: own().filter(|p| p.state == State::Ftrace).count(),
         }
     }
 
@@ -168,7 +171,14 @@ impl Registry {
     /// (a branch the core replaced is taken out first, its trampoline freed
     /// after RCU-tasks). Returns how many are optimized afterwards.
     pub(crate) fn reoptimize_where(&mut self, mut pred: impl FnMut(&Probe) -> bool) -> usize {
-        let n = self.mark(|p| !p.gone && !p.disabled && pred(p) && !p.branch_is_live());
+        // Entry probes through ftrace whose landing pad the core replaced
+        // with its BRK (kprobes/enabled 0 then 1) get it back.
+        for p in self.probes.as_mut_slice().iter_mut().filter(|p| p.state == State::Ftrace) {
+            if pred(p) {
+                entry::repair(p);
+            }
+        }
+        let n = self.mark(|p| !p.gone && !p.disabled && p.state != State::Ftrace && pred(p) && !p.branch_is_live());
         if n == 0 {
             return 0;
         }
@@ -184,13 +194,15 @@ impl Registry {
                 p.attempts = p.attempts.saturating_add(1);
                 // Still optimized after unoptimize: its site holds text we
                 // do not know, left alone (and its slot kept).
-                if p.state == State::Kprobe {
+                if p.state == State::Kprobe && entry::candidate(p) {
+                    entry::enter(&mut [&mut *p], reg.probes.as_slice());
+                } else if p.state == State::Kprobe {
                     patch::optimize(&mut reg.pool, &mut reg.scratch, reg.probes.as_slice(), &mut [&mut *p]);
                 }
-                if p.state == State::Optimized {
+                if p.state != State::Kprobe {
                     p.attempts = 0;
                 }
-                p.state == State::Optimized
+                p.state != State::Kprobe
             });
             done += usize::from(optimized == Some(true));
         }
@@ -245,6 +257,9 @@ impl Registry {
     }
 
     fn disable_one(&mut self, probe: &mut Probe) -> Result {
+        if entry::leave(&mut [&mut *probe], |_| true, false) > 0 {
+            return Err(code::EIO);
+        }
         if patch::unoptimize(&mut self.pool, &mut self.scratch, &mut [&mut *probe], |_| true, true) > 0 {
             pr_warn!("disable: branch at {:#x} could not be removed; still enabled\n", probe.addr);
             return Err(code::EIO);
@@ -273,7 +288,10 @@ impl Registry {
         probe.set_reason(c"unoptimized");
         // Branch (or BRK) written directly; a failed write falls back to the
         // core's enable_kprobe, which writes BRK.
-        if patch::arm(&mut self.pool, &mut self.scratch, self.probes.as_slice(), &mut [&mut *probe]) > 0 {
+        if patch::arm(&mut self.pool, &mut self.scratch, self.probes.as_slice(), &mut [&mut *probe]) > 0
+            && entry::enter(&mut [&mut *probe], self.probes.as_slice()) == 0
+            && probe.kp.flags & bindings::KPROBE_FLAG_DISABLED != 0
+        {
             // SAFETY: registered kprobe (type invariant).
             let ret = unsafe { bindings::enable_kprobe(&mut probe.kp) };
             if ret < 0 {
@@ -323,7 +341,10 @@ impl Registry {
         // BRK otherwise); optimization failures leave BRK kprobes with a
         // reason. A probe our batch could not arm is armed by the core.
         let mut failed = None;
-        if patch::arm(&mut self.pool, &mut self.scratch, self.probes.as_slice(), refs.as_mut_slice()) > 0 {
+        let unarmed = patch::arm(&mut self.pool, &mut self.scratch, self.probes.as_slice(), refs.as_mut_slice());
+        // Function entries on a BTI kernel: through ftrace where they can be.
+        entry::enter(refs.as_mut_slice(), self.probes.as_slice());
+        if unarmed > 0 {
             for p in refs.as_mut_slice() {
                 if p.kp.flags & bindings::KPROBE_FLAG_DISABLED == 0 {
                     continue;
@@ -381,6 +402,8 @@ impl Registry {
     pub(crate) fn retire_where(&mut self, why: &'static CStr, mut pred: impl FnMut(&Probe) -> bool) -> usize {
         let n = self.mark(|p| !p.gone && pred(p));
         if n > 0 {
+            // Their text is about to be freed: nothing written back.
+            entry::leave(self.probes.as_mut_slice(), |p| p.doomed, true);
             self.unoptimize_marked(|p| {
                 if p.state == State::Optimized {
                     // The text goes away with the branch in it; no task runs
@@ -464,11 +487,14 @@ impl Registry {
         if self.leaving.is_empty() {
             return;
         }
+        entry::leave(self.leaving.as_mut_slice(), |_| true, false);
         patch::unoptimize(&mut self.pool, &mut self.scratch, self.leaving.as_mut_slice(), |_| true, true);
         let mut orphaned = 0;
         let mut i = 0;
         while i < self.leaving.len() {
-            if self.leaving.as_slice()[i].state != State::Optimized {
+            // Still optimized, or an ops ftrace would not detach: the
+            // callback may still reach the probe.
+            if self.leaving.as_slice()[i].state == State::Kprobe {
                 i += 1;
                 continue;
             }

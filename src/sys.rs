@@ -51,6 +51,17 @@ pub(crate) struct Symbols {
     pub(crate) bti_enforced: bool,
 }
 
+impl Symbols {
+    /// Are all kprobes disarmed right now? A lockless read for the hit
+    /// path, which then acts as the BRK path would have a moment earlier or
+    /// later; decisions that write take [`KprobeLock::all_disarmed`].
+    #[inline(always)]
+    pub(crate) fn all_disarmed_now(&self) -> bool {
+        // SAFETY: a kernel `bool` that lives as long as the kernel.
+        unsafe { core::ptr::read_volatile(self.kprobes_all_disarmed) }
+    }
+}
+
 /// Write-once holder for [`Symbols`].
 ///
 /// # Invariants

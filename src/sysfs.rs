@@ -346,7 +346,7 @@ unsafe extern "C" fn optprobe_sysfs_control_write(
 #[no_mangle]
 unsafe extern "C" fn optprobe_sysfs_stats_show(buf: *mut c_char, size: c_ulong) -> c_long {
     let mut text = FixedStr::<512>::new();
-    let (counts, foreign_sites, foreign_optimized) = match registry::registry() {
+    let (counts, foreign_sites, foreign_optimized, foreign_ftrace) = match registry::registry() {
         Ok(reg) => {
             let reg = reg.lock();
             let sites = match foreign::scan(&reg) {
@@ -354,14 +354,16 @@ unsafe extern "C" fn optprobe_sysfs_stats_show(buf: *mut c_char, size: c_ulong) 
                 Err(e) => return e.to_errno() as c_long,
             };
             let optimized = sites.as_slice().iter().filter(|s| s.state == "optimized").count();
-            (reg.counts(), sites.len(), optimized)
+            let ftrace = sites.as_slice().iter().filter(|s| s.state == "ftrace").count();
+            (reg.counts(), sites.len(), optimized, ftrace)
         }
         Err(e) => return e.to_errno() as c_long,
     };
     let _ = write!(
         text,
         "probes {}\noptimized {}\ndisabled {}\norphans {}\ntrampoline_pages {}\nstop_machine_calls {}\n\
-         foreign {}\nforeign_optimized {}\ncarriers {}\npc_changes {}\n",
+         foreign {}\nforeign_optimized {}\ncarriers {}\npc_changes {}\n\
+         ftrace {}\nforeign_ftrace {}\nentry_records_lost {}\n",
         counts.probes,
         counts.optimized,
         counts.disabled,
@@ -372,6 +374,9 @@ unsafe extern "C" fn optprobe_sysfs_stats_show(buf: *mut c_char, size: c_ulong) 
         foreign_optimized,
         counts.carriers,
         crate::hit::PC_CHANGES.load(Ordering::Relaxed),
+        counts.ftrace,
+        foreign_ftrace,
+        crate::hit::RECORDS_LOST.load(Ordering::Relaxed),
     );
     // CAST: sysfs gives a page.
     let len = text.as_bytes().len().min(size as usize);
@@ -451,6 +456,7 @@ fn render_records(first: usize, out: &mut [u8]) -> Result<usize> {
                     _ => ("kprobe", "branch replaced by kprobes/enabled toggle"),
                 },
                 (false, State::Kprobe) => ("kprobe", p.reason.to_str().unwrap_or("?")),
+                (false, State::Ftrace) => ("ftrace", "-"),
             };
             let _ = write!(
                 line,

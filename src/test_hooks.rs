@@ -99,3 +99,40 @@ pub(crate) fn runnable_test_handler(_pre: usize) -> bool {
 pub(crate) fn allowed_handler(_pre: usize) -> bool {
     false
 }
+
+/// Test builds: `o`/`-o` for an address from a test module (ktest
+/// `entry_tokens` flips an address between BRK and ftrace delivery), done
+/// at once as the control file does it. Returns 1 when the address is then
+/// delivered through ftrace, 0 when not, or a negative errno.
+#[cfg(optprobe_test_hooks)]
+#[no_mangle]
+pub(crate) extern "C" fn optprobe_test_request(addr: core::ffi::c_ulong, on: bool) -> core::ffi::c_int {
+    // CAST: a kernel address.
+    let addr = addr as usize;
+    if let Err(e) = crate::foreign::request(addr, on) {
+        return e.to_errno();
+    }
+    let Ok(reg) = crate::registry::registry() else { return -22 };
+    let reg = reg.lock();
+    let through_ftrace = reg.probes().iter().any(|p| p.addr == addr && p.state == crate::probe::State::Ftrace);
+    core::ffi::c_int::from(through_ftrace)
+}
+
+/// Test builds: flip the text at an address delivered through ftrace
+/// between the BRK (`brk`) and its landing pad (`entry::flip_text_for_test`).
+/// 0 or a negative errno.
+#[cfg(optprobe_test_hooks)]
+#[no_mangle]
+pub(crate) extern "C" fn optprobe_test_entry_text(addr: core::ffi::c_ulong, brk: bool) -> core::ffi::c_int {
+    // CAST: a kernel address.
+    let addr = addr as usize;
+    let Ok(reg) = crate::registry::registry() else { return -22 };
+    let reg = reg.lock();
+    let Some(p) = reg.probes().iter().find(|p| p.addr == addr && p.state == crate::probe::State::Ftrace) else {
+        return -2;
+    };
+    match crate::entry::flip_text_for_test(p, brk) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}

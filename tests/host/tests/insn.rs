@@ -199,3 +199,17 @@ fn ftrace_ops_literal_words() {
     assert!(!insn::is_ftrace_ops_literal(0xd503_23bf, 0xd65f_03c0)); // autiasp; ret
     assert!(!insn::is_ftrace_ops_literal(insn::NOP, 0xd65f_03c0));
 }
+
+#[test]
+fn entry_landing_pads_are_bti_c_and_bti_jc_only() {
+    // The whole hint space, and a stride over all words: exactly the two
+    // encodings (oracle: the Arm ARM's BTI targets c = 0b01, jc = 0b11).
+    let words = (0xd503_2000u32..0xd503_3000).chain((0..u32::MAX).step_by(65_521));
+    for word in words {
+        let want = word == 0xd503_245f || word == 0xd503_24df;
+        assert_eq!(insn::is_entry_landing_pad(word), want, "{word:#x}");
+        if want {
+            assert_eq!(insn::classify(word), Class::Rejected(Reject::BtiLandingPad), "{word:#x}");
+        }
+    }
+}
