@@ -162,8 +162,15 @@ static void report(const char *name, unsigned int cpus, unsigned int n, struct t
 
 /* --- attach/detach helpers for each mechanism --------------------------- */
 
-enum mech { NONE, KPROBE, OPT_ENTRY, OPT_MID, FTRACE };
-static const char *const mech_name[] = { "unprobed", "kprobe", "optprobe", "optprobe_mid", "ftrace" };
+/*
+ * KPROBE_SYM0, OPT_SYM0: at the function's first instruction, sym+0 ("bti c"
+ * on a BTI kernel): a BRK kprobe there, and an optprobe, which a BTI kernel
+ * delivers through ftrace (the entry-probe row, against FTRACE: a bare
+ * ftrace callback on the same function).
+ */
+enum mech { NONE, KPROBE, OPT_ENTRY, OPT_MID, FTRACE, KPROBE_SYM0, OPT_SYM0 };
+static const char *const mech_name[] = { "unprobed", "kprobe", "optprobe", "optprobe_mid", "ftrace",
+					 "kprobe_sym0", "optprobe_sym0" };
 
 static struct kprobe bench_kp;
 
@@ -193,19 +200,22 @@ static int attach(enum mech m, u32 *entry)
 	case NONE:
 		break;
 	case KPROBE:
+	case KPROBE_SYM0:
 		memset(&bench_kp, 0, sizeof(bench_kp));
-		bench_kp.addr = (kprobe_opcode_t *)entry;
+		bench_kp.addr = m == KPROBE ? (kprobe_opcode_t *)entry : (kprobe_opcode_t *)optprobe_target_work;
 		bench_kp.pre_handler = kp_handler;
 		ret = register_kprobe(&bench_kp);
 		break;
 	case OPT_ENTRY:
 	case OPT_MID:
+	case OPT_SYM0:
 		memset(&bench_desc, 0, sizeof(bench_desc));
-		bench_desc.addr = m == OPT_ENTRY ? entry : entry + 2;
+		bench_desc.addr = m == OPT_ENTRY ? entry : m == OPT_MID ? entry + 2 : (void *)optprobe_target_work;
 		bench_desc.name = "bench";
 		bench_desc.handler = op_handler;
 		ret = optprobe_register(&bench_desc);
-		if (!ret && optprobe_state(bench_desc.probe) != OPTPROBE_STATE_OPTIMIZED)
+		if (!ret && optprobe_state(bench_desc.probe) != OPTPROBE_STATE_OPTIMIZED &&
+		    optprobe_state(bench_desc.probe) != OPTPROBE_STATE_FTRACE)
 			pr_warn("optprobe_bench: %s not optimized: %s\n", mech_name[m],
 				optprobe_reason(bench_desc.probe));
 		break;
@@ -226,10 +236,12 @@ static void detach(enum mech m)
 	case NONE:
 		break;
 	case KPROBE:
+	case KPROBE_SYM0:
 		unregister_kprobe(&bench_kp);
 		break;
 	case OPT_ENTRY:
 	case OPT_MID:
+	case OPT_SYM0:
 		optprobe_unregister(bench_desc.probe);
 		break;
 	case FTRACE:
@@ -385,7 +397,7 @@ static int __init bench_init(void)
 	 */
 	nrep = clamp(repeats, 1u, (unsigned int)MAX_REPEATS);
 	for (r = 0; r < nrep; r++) {
-		for (m = NONE; m <= FTRACE; m++) {
+		for (m = NONE; m <= OPT_SYM0; m++) {
 			ret = attach(m, entry);
 			if (ret)
 				return ret;
@@ -393,10 +405,10 @@ static int __init bench_init(void)
 			detach(m);
 		}
 	}
-	for (m = NONE; m <= FTRACE; m++)
+	for (m = NONE; m <= OPT_SYM0; m++)
 		t[m] = summarize(samples[m], nrep);
 	base = t[NONE].median;
-	for (m = NONE; m <= FTRACE; m++)
+	for (m = NONE; m <= OPT_SYM0; m++)
 		report(mech_name[m], 1, calls, t[m], base);
 	/* The pt_regs floor, interleaved with a bare call the same way. */
 	for (r = 0; r < nrep; r++) {

@@ -3,6 +3,7 @@
  * optprobe_target: functions for the tests to probe. Loaded and unloaded by
  * the kselftests, including while probes are attached to it.
  */
+#include <linux/error-injection.h>
 #include <linux/module.h>
 #include <linux/compiler.h>
 #include <linux/delay.h>
@@ -130,6 +131,50 @@ static int fire_get(char *buf, const struct kernel_param *kp)
 static const struct kernel_param_ops fire_ops = { .set = fire_set, .get = fire_get };
 module_param_cb(fire, &fire_ops, NULL, 0600);
 MODULE_PARM_DESC(fire, "\"START COUNT\": call optprobe_target_event COUNT times, tokens from START");
+
+/*
+ * Entry probes through ftrace (61_ftrace_entry, ktest entry_tokens):
+ * optprobe_target_token() is a traceable C function that takes a token per
+ * call; optprobe_target_failable() may be made to fail by fail_function
+ * (error injection overrides its return at entry: a pc change at sym+0).
+ * "fail_calls=N" calls it N times; fail_seen reads how many failed.
+ */
+static u64 token_sink;
+noinline u64 optprobe_target_token(u64 token)
+{
+	WRITE_ONCE(token_sink, token);
+	return token + 1;
+}
+EXPORT_SYMBOL_GPL(optprobe_target_token);
+
+/* Its normal return; a variable, so no caller can fold the call away. */
+static int failable_ret;
+module_param(failable_ret, int, 0600);
+MODULE_PARM_DESC(failable_ret, "what optprobe_target_failable returns uninjected (0)");
+noinline int optprobe_target_failable(u64 x)
+{
+	WRITE_ONCE(token_sink, x);
+	return READ_ONCE(failable_ret);
+}
+ALLOW_ERROR_INJECTION(optprobe_target_failable, ERRNO);
+
+static uint fail_seen;
+module_param(fail_seen, uint, 0400);
+MODULE_PARM_DESC(fail_seen, "calls of the last fail_calls that returned an error");
+static int fail_calls_set(const char *val, const struct kernel_param *kp)
+{
+	uint n, i, seen = 0;
+
+	if (kstrtouint(val, 0, &n) || n > 1000000)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		seen += optprobe_target_failable(i) != 0;
+	WRITE_ONCE(fail_seen, seen);
+	return 0;
+}
+static const struct kernel_param_ops fail_calls_ops = { .set = fail_calls_set };
+module_param_cb(fail_calls, &fail_calls_ops, NULL, 0200);
+MODULE_PARM_DESC(fail_calls, "N: call optprobe_target_failable N times");
 
 static int spinner(void *data)
 {

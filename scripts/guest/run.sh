@@ -21,7 +21,7 @@ scripts=$(ls $T/*.sh)
 cases=$(grep -v '^#' $T/ktest_cases)
 # optests=PATTERN on the kernel command line runs only matching tests.
 only=$(sed -n 's/.*optests=\([^ ]*\).*/\1/p' /proc/cmdline)
-[ -z "$only" ] && [ "$OPTSUITE" = cpus4 ] && only=25_insn_boundary,58_foreign_churn,ktest_torture
+[ -z "$only" ] && [ "$OPTSUITE" = cpus4 ] && only=25_insn_boundary,58_foreign_churn,63_entry_tokens,ktest_torture
 [ -z "$only" ] && [ "$OPTSUITE" = nobti ] && only=20_sysfs_probes,55_foreign_events,57_bpf_kprobe,59_nobti_entry,ktest_hits,ktest_regs
 # optests=A,B runs those matching any of the comma-separated patterns.
 if [ -n "$only" ]; then

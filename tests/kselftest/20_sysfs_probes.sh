@@ -13,7 +13,7 @@ cat $SYS/probes
 # shows in cpuinfo), an ordinary hint with arm64.nobti.
 if grep -qw bti /proc/cpuinfo; then
     [ "$(state entry)" = kprobe ] || fail "entry (bti) optimized"
-    [ "$(reason entry)" = "BTI landing pad" ] || fail "entry reason '$(reason entry)'"
+    [ "$(reason entry)" = "BTI landing pad (notrace: no ftrace call site)" ] || fail "entry reason '$(reason entry)'"
 else
     [ "$(state entry)" = optimized ] || fail "entry without BTI: $(state entry) ($(reason entry))"
 fi

@@ -130,7 +130,7 @@ int case_fallback(void)
 		  .post_handler = post_handler, .data = &hits[1] },
 		{ .addr = optprobe_target_blr_insn, .name = "blr", .handler = count_handler, .data = &hits[2] },
 	};
-	static const char *const want[3] = { "BTI landing pad", "post-handler", "indirect call (BLR)" };
+	static const char *const want[3] = { "BTI landing pad (notrace: no ftrace call site)", "post-handler", "indirect call (BLR)" };
 	int ret = 0, i, registered = 0;
 
 	for (i = 0; i < 3; i++) {

@@ -95,5 +95,6 @@ int case_hold_other(void);
 int case_hold_pc(void);
 int case_hold_override(void);
 void foreign_exit(void);
+int case_entry_tokens(void);
 
 #endif

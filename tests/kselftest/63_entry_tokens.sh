@@ -1,0 +1,38 @@
+#!/bin/sh
+# Token parity for function-entry delivery (issue 13), on the 4-CPU boot:
+# ktest entry_tokens (tests/ktest/entry.c) checks that every call of
+# optprobe_target_token, from 8 kthreads and a per-CPU hrtimer storm, is
+# delivered exactly once to a plain kprobe at its entry, first through BRK
+# only, then while optprobe flips the address between BRK and ftrace 1000
+# times; meanwhile this script attaches and detaches function_graph on the
+# same function.
+. /tests/kselftest/lib/common.sh
+[ "$OPTSUITE" = cpus4 ] || skip "runs in the 4-CPU boot"
+grep -qw bti /proc/cpuinfo || skip "BTI not enforced: entry probes are branches here"
+T=/sys/kernel/tracing
+grep -q ' /sys/kernel/tracing ' /proc/mounts || mount -t tracefs nodev $T
+FLIPS=$(sed -n "s/.*optflips=\([0-9]*\).*/\1/p" /proc/cmdline); FLIPS=${FLIPS:-1000}
+load_all
+echo optprobe_target_token > $T/set_graph_function
+rm -f /tmp/graph.stop
+(
+    n=0
+    while [ ! -f /tmp/graph.stop ]; do
+        echo function_graph > $T/current_tracer; usleep 20000
+        echo nop > $T/current_tracer; usleep 20000
+        n=$((n + 1))
+    done
+    echo $n > /tmp/graph.count
+) &
+toggler=$!
+t0=$(date +%s)
+insmod $M/optprobe_ktest.ko case=entry_tokens flips=$FLIPS; rc=$?
+touch /tmp/graph.stop; wait $toggler
+echo nop > $T/current_tracer; echo > $T/set_graph_function
+dmesg | grep 'entry_tokens' | tail -4 | sed 's/^\[[ 0-9.]*\] //'
+[ $rc = 0 ] || fail "entry_tokens failed"
+rmmod optprobe_ktest
+info "$FLIPS flips in $(( $(date +%s) - t0 )) s; function_graph attached and detached $(cat /tmp/graph.count) times"
+[ "$(statval carriers)" = 0 ] || fail "carriers left: $(statval carriers)"
+cleanup
+echo "ok"

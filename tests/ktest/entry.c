@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * entry_tokens: exactness of function-entry delivery through ftrace
+ * (src/entry.rs) while it flips with BRK delivery.
+ *
+ * A plain kprobe (foreign to optprobe) sits at optprobe_target_token+0.
+ * Kthreads, more than there are CPUs, and a per-CPU hrtimer storm call the
+ * target, each call with a token of its own; the handler sets the token's
+ * bit, counting a bit already set as a duplicate. Phase 1 runs with BRK
+ * delivery only (the reference); phase 2 runs while optprobe moves the
+ * address between BRK and ftrace `flips` times (test hook
+ * optprobe_test_request, as `o`/`-o` do). Each phase passes when every
+ * token issued was delivered exactly once: hits == tokens, no duplicate,
+ * no gap, and the kprobe's nmissed equals the reference's.
+ * The kselftest (63_entry_tokens) attaches and detaches function_graph
+ * meanwhile.
+ */
+#include "ktest.h"
+#include <linux/hrtimer.h>
+#include <linux/bitmap.h>
+
+unsigned int flips = 1000;
+module_param(flips, uint, 0);
+MODULE_PARM_DESC(flips, "entry_tokens: BRK <-> ftrace flips (default 1000)");
+
+#define TOKENS (1UL << 24)
+#define STORM_NS 100000
+#define WORKERS 8
+
+static unsigned long *tok_map;
+static atomic64_t tok_next;
+static atomic_t tok_dups, tok_hits, tok_stop;
+static DEFINE_PER_CPU(struct hrtimer, tok_timer);
+
+static int tok_pre(struct kprobe *kp, struct pt_regs *regs)
+{
+	u64 t = regs->regs[0];
+
+	atomic_inc(&tok_hits);
+	if (t < TOKENS && test_and_set_bit(t, tok_map))
+		atomic_inc(&tok_dups);
+	return 0;
+}
+
+static struct kprobe tok_kp = { .symbol_name = "optprobe_target_token", .pre_handler = tok_pre };
+
+/* Issue one token and call the target with it; false once stopped. */
+static bool tok_call(void)
+{
+	u64 t;
+
+	if (atomic_read(&tok_stop))
+		return false;
+	t = atomic64_fetch_inc(&tok_next);
+	if (t >= TOKENS) {
+		atomic64_dec(&tok_next);
+		return false;
+	}
+	optprobe_target_token(t);
+	return true;
+}
+
+static int tok_worker(void *data)
+{
+	unsigned int n = 0;
+
+	while (!kthread_should_stop()) {
+		if (!tok_call()) {
+			usleep_range(100, 200);
+			continue;
+		}
+		if (!(++n & 31))
+			usleep_range(10, 30);
+	}
+	return 0;
+}
+
+static enum hrtimer_restart tok_tick(struct hrtimer *t)
+{
+	tok_call();
+	hrtimer_forward_now(t, ns_to_ktime(STORM_NS));
+	return HRTIMER_RESTART;
+}
+
+static void tok_timer_start(void *unused)
+{
+	struct hrtimer *t = this_cpu_ptr(&tok_timer);
+
+	hrtimer_init(t, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
+	t->function = tok_tick;
+	hrtimer_start(t, ns_to_ktime(STORM_NS), HRTIMER_MODE_REL_PINNED_HARD);
+}
+
+static void tok_timers_stop(void)
+{
+	int cpu;
+
+	for_each_online_cpu(cpu)
+		hrtimer_cancel(per_cpu_ptr(&tok_timer, cpu));
+}
+
+/* Start the load, run `body` (or sleep ms), stop, and judge. */
+static int tok_phase(const char *name, int (*body)(void), unsigned int ms, unsigned long *missed)
+{
+	struct task_struct *w[WORKERS];
+	unsigned long issued, set, before = tok_kp.nmissed;
+	int i, ret = 0;
+
+	bitmap_zero(tok_map, TOKENS);
+	atomic64_set(&tok_next, 0);
+	atomic_set(&tok_dups, 0);
+	atomic_set(&tok_hits, 0);
+	atomic_set(&tok_stop, 0);
+	for (i = 0; i < WORKERS; i++) {
+		w[i] = kthread_run(tok_worker, NULL, "tok/%d", i);
+		if (IS_ERR(w[i])) {
+			while (--i >= 0)
+				kthread_stop(w[i]);
+			return -ENOMEM;
+		}
+	}
+	on_each_cpu(tok_timer_start, NULL, 1);
+	if (body)
+		ret = body();
+	else
+		msleep(ms);
+	atomic_set(&tok_stop, 1);
+	tok_timers_stop();
+	for (i = 0; i < WORKERS; i++)
+		kthread_stop(w[i]);
+	/* Handlers of the last calls have finished (they run preempt-off). */
+	synchronize_rcu();
+	issued = atomic64_read(&tok_next);
+	set = bitmap_weight(tok_map, TOKENS);
+	*missed = tok_kp.nmissed - before;
+	pr_info("optprobe_ktest: entry_tokens %s: %lu tokens, %d hits, %lu delivered, %d duplicates, %lu missed\n",
+		name, issued, atomic_read(&tok_hits), set, atomic_read(&tok_dups), *missed);
+	if (ret)
+		return ret;
+	if (atomic_read(&tok_dups) || set != issued || atomic_read(&tok_hits) != issued) {
+		pr_err("optprobe_ktest: entry_tokens %s: %lu tokens but %lu delivered, %d duplicates, %d hits\n",
+		       name, issued, set, atomic_read(&tok_dups), atomic_read(&tok_hits));
+		return -EINVAL;
+	}
+	if (!issued)
+		return -EINVAL;
+	return 0;
+}
+
+static int (*tok_request)(unsigned long addr, bool on);
+static int (*tok_text)(unsigned long addr, bool brk);
+static unsigned int tok_ftrace_flips;
+
+/*
+ * `flips` flips between BRK and ftrace delivery, in rounds: each round
+ * attaches the address through ftrace ('o': the BRK -> ftrace protocol),
+ * flips its sym+0 between the BRK and the landing pad (the cheap flip: the
+ * ops stays attached) up to FLIPS_PER_ROUND times, and detaches it ('-o':
+ * the ftrace -> BRK protocol).
+ */
+#define FLIPS_PER_ROUND 100
+static int tok_flip(void)
+{
+	unsigned long addr = (unsigned long)tok_kp.addr;
+	unsigned int done = 0, k;
+	int ret;
+
+	while (done < flips) {
+		ret = tok_request(addr, true);
+		if (ret < 0)
+			return ret;
+		if (ret != 1) {
+			pr_err("optprobe_ktest: entry_tokens: 'o' did not reach ftrace\n");
+			return -EINVAL;
+		}
+		tok_ftrace_flips++;
+		done++;
+		for (k = 0; k + 1 < FLIPS_PER_ROUND && done < flips; k++, done++) {
+			ret = tok_text(addr, !(k & 1));
+			if (ret < 0) {
+				pr_err("optprobe_ktest: entry_tokens: text flip failed (%d)\n", ret);
+				return ret;
+			}
+			tok_ftrace_flips++;
+			usleep_range(100, 1000);
+		}
+		pr_info("optprobe_ktest: entry_tokens: %u flips, %lld tokens so far\n",
+			done, (long long)atomic64_read(&tok_next));
+		ret = tok_request(addr, false);
+		if (ret < 0)
+			return ret;
+		if (ret) {
+			pr_err("optprobe_ktest: entry_tokens: still ftrace after '-o'\n");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int case_entry_tokens(void)
+{
+	unsigned long ref_missed, missed;
+	int ret;
+
+	tok_request = __symbol_get("optprobe_test_request");
+	tok_text = __symbol_get("optprobe_test_entry_text");
+	if (!tok_request || !tok_text) {
+		pr_err("optprobe_ktest: entry_tokens needs a test build of optprobe (OPTPROBE_TEST_HOOKS=1)\n");
+		ret = -ENOENT;
+		goto put;
+	}
+	tok_map = vzalloc(BITS_TO_LONGS(TOKENS) * sizeof(long));
+	ret = tok_map ? register_kprobe(&tok_kp) : -ENOMEM;
+	if (ret)
+		goto out;
+	ret = tok_phase("BRK only", NULL, 2000, &ref_missed);
+	if (!ret)
+		ret = tok_phase("flipping", tok_flip, 0, &missed);
+	if (!ret && tok_ftrace_flips != flips) {
+		pr_err("optprobe_ktest: entry_tokens: %u of %u flips done\n", tok_ftrace_flips, flips);
+		ret = -EINVAL;
+	}
+	if (!ret && missed != ref_missed) {
+		pr_err("optprobe_ktest: entry_tokens: nmissed %lu, BRK reference %lu\n", missed, ref_missed);
+		ret = -EINVAL;
+	}
+	if (!ret)
+		pr_info("optprobe_ktest: entry_tokens: %u flips between BRK and ftrace delivery (%u rounds of attach, flips, detach)\n",
+			flips, DIV_ROUND_UP(flips, FLIPS_PER_ROUND));
+	tok_request((unsigned long)tok_kp.addr, false);
+	unregister_kprobe(&tok_kp);
+out:
+	vfree(tok_map);
+put:
+	if (tok_request)
+		symbol_put(optprobe_test_request);
+	if (tok_text)
+		symbol_put(optprobe_test_entry_text);
+	return ret;
+}
