@@ -52,17 +52,19 @@ use crate::probe::{Probe, State};
 use crate::{hit, insn, sys};
 use core::ffi::{c_void, CStr};
 use core::ptr;
-use core::sync::atomic::{fence, Ordering};
+use core::sync::atomic::Ordering;
 use kernel::prelude::*;
 
 /// The ftrace call site's offset from the probed `bti c`.
-const CALL_SITE: usize = 8;
+pub(crate) const CALL_SITE: usize = 8;
+/// `mov x9, x30`: what ftrace puts just before its call site.
+const MOV_X9_X30: u32 = 0xaa1e_03e9;
 
 /// Why an entry probe stays a BRK kprobe.
 pub(crate) const NO_FTRACE_SITE: &CStr = c"BTI landing pad (notrace: no ftrace call site)";
 const FTRACE_BUSY: &CStr = c"ftrace refused the ops (ftrace_enabled=0?): BRK";
 const FTRACE_FAILED: &CStr = c"ftrace ops registration failed: BRK";
-const SHARED: &CStr = c"address already delivered through ftrace by another optprobe";
+pub(crate) const SHARED: &CStr = c"address already delivered through ftrace by another optprobe";
 const NOT_OURS: &CStr = c"text at the probe is not its instruction";
 
 /// Could `probe` (registered) be delivered through ftrace? Its original
@@ -78,7 +80,12 @@ pub(crate) fn candidate(probe: &Probe) -> bool {
 pub(crate) fn is_entry_site(addr: usize, opcode: u32) -> bool {
     sys::syms().bti_enforced
         && insn::is_entry_landing_pad(opcode)
-        && sys::symbol_bounds(addr).is_some_and(|(start, _)| start == addr)
+        && sys::symbol_bounds(addr).is_some_and(|(start, size)| start == addr && size > CALL_SITE)
+        // ftrace_init_nop() writes `mov x9, x30` before every call site at
+        // boot (and module load): notrace functions have none. The ops
+        // registration refuses a non-site anyway.
+        // SAFETY: inside the function's kallsyms range (checked above).
+        && unsafe { sys::read_insn(addr + 4) } == MOV_X9_X30
 }
 
 /// Deliver the candidates in `batch` (registered, `State::Kprobe`, no ops)
@@ -137,10 +144,12 @@ pub(crate) fn enter(batch: &mut [&mut Probe], others: &[KBox<Probe>]) -> usize {
             continue;
         }
         p.entry_recording.store(true, Ordering::Release);
-        // Recording is visible before we look for a BRK that predates it.
-        fence(Ordering::SeqCst);
-        // SAFETY: a registered kprobe address.
-        need_gp |= unsafe { sys::read_insn(p.addr) } == insn::BRK_KPROBES;
+        // Another kprobe at the address may have had a BRK there, now or a
+        // moment ago (kprobes/enabled toggles): wait for the grace period
+        // whenever there is one. Alone, ours was never armed.
+        let _core = sys::KprobeLock::new();
+        // SAFETY: kprobe_mutex held.
+        need_gp |= unsafe { p.hashed() } != ptr::addr_of_mut!(p.kp);
     }
     // 3. A call the BRK delivered before recording began may still be in
     //    the window (preempted before the call site): RCU-tasks returns
@@ -165,32 +174,29 @@ pub(crate) fn enter(batch: &mut [&mut Probe], others: &[KBox<Probe>]) -> usize {
             let joined = unsafe { p.joins_armed_aggregate() };
             // SAFETY: a registered kprobe address.
             let live = unsafe { sys::read_insn(p.addr) };
-            if live == insn::BRK_KPROBES && joined && !core.all_disarmed() {
-                let mut addrs = [p.addr as *mut c_void];
-                let mut insns = [p.kp.opcode];
-                if lock.patch_batch(&mut addrs, &mut insns).is_err() {
-                    // The BRK stays and delivers (recorded); not ours to say
-                    // optimized.
-                    // SAFETY: a registered kprobe address.
-                    if unsafe { sys::read_insn(p.addr) } != p.kp.opcode {
-                        p.set_reason(c"text patching failed");
-                        p.entry_deliver.store(false, Ordering::Release);
-                        undo = true;
-                        continue;
-                    }
-                }
-            } else if live != p.kp.opcode && live != insn::BRK_KPROBES {
+            if live != p.kp.opcode && live != insn::BRK_KPROBES {
                 p.set_reason(NOT_OURS);
                 p.entry_deliver.store(false, Ordering::Release);
                 undo = true;
                 continue;
             }
-            // SAFETY: both locks held; the core's view is "armed", and
-            // `sym+0` holds the landing pad (or, while all kprobes are
-            // disarmed, what the core left).
+            // Enabled first: from here the BRK path records (our
+            // post-handler runs only for an enabled kprobe) and the call
+            // site delivers, so the write below drops nothing.
+            // SAFETY: both locks held; the core's view is "armed" and the
+            // text is its BRK or the landing pad, each delivering once.
             unsafe {
                 p.set_core_disabled(false);
                 p.set_core_optimized(true);
+            }
+            if live == insn::BRK_KPROBES && joined && !core.all_disarmed() {
+                let mut addrs = [p.addr as *mut c_void];
+                let mut insns = [p.kp.opcode];
+                // A failed write leaves the BRK, which delivers (recorded,
+                // skipped at the call site): still exact, only slower.
+                if lock.patch_batch(&mut addrs, &mut insns).is_err() {
+                    pr_info!("probe at {:#x}: BRK not replaced; delivered through ftrace anyway\n", p.addr);
+                }
             }
             // INVARIANT: the ops is attached and delivers.
             p.state = State::Ftrace;
@@ -257,10 +263,27 @@ pub(crate) fn leave<P: core::ops::DerefMut<Target = Probe>>(
                 // a task entered the window.
                 wrote = true;
             } else if !others_on && !p.gone {
-                // Alone: the call site stops delivering now. Nothing is
-                // armed, so the core's unregister writes nothing.
-                // SAFETY: both locks held; the text is the landing pad.
-                unsafe { p.set_core_disabled(true) };
+                // Alone. The core's arm-all may have put its BRK here: the
+                // landing pad goes back first (exact: recording is on), or
+                // a disabled kprobe would leave a BRK nobody handles.
+                // SAFETY: a registered kprobe address.
+                let mut pad = unsafe { sys::read_insn(p.addr) } != insn::BRK_KPROBES;
+                if !pad && !keep_text {
+                    let mut addrs = [p.addr as *mut c_void];
+                    let mut insns = [p.kp.opcode];
+                    pad = lock.patch_batch(&mut addrs, &mut insns).is_ok();
+                }
+                if pad || keep_text {
+                    // The call site stops delivering now; nothing is armed,
+                    // so the core's unregister writes nothing.
+                    // SAFETY: both locks held; the text is the landing pad
+                    // (or about to be freed).
+                    unsafe { p.set_core_disabled(true) };
+                } else {
+                    // The BRK stays, with our kprobe enabled behind it: a
+                    // BRK kprobe from now on, disarmed by the core later.
+                    pr_err!("probe at {:#x}: landing pad not written back; left a BRK kprobe\n", p.addr);
+                }
             }
             if !p.gone {
                 // SAFETY: kprobe_mutex held.
@@ -282,6 +305,8 @@ pub(crate) fn leave<P: core::ops::DerefMut<Target = Probe>>(
         p.entry_recording.store(false, Ordering::Release);
         if !detach_ops(&mut *p) {
             stuck += 1;
+        } else if !p.gone {
+            p.set_reason(c"unoptimized");
         }
     }
     stuck
@@ -307,9 +332,6 @@ fn detach_ops(p: &mut Probe) -> bool {
     hit::forget_records(p.addr);
     // INVARIANT: no ops: a BRK kprobe (or disabled, or leaving).
     p.state = State::Kprobe;
-    if !p.gone {
-        p.set_reason(c"unoptimized");
-    }
     true
 }
 

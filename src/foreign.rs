@@ -251,14 +251,14 @@ unsafe fn judge(reg: &Registry, core: &sys::KprobeLock, ap: *mut bindings::kprob
         Some(why)
     } else if core.all_disarmed() {
         Some(DISARMED)
+    } else if let Some(why) = reg.foreign.refusal(addr) {
+        Some(why)
     } else if entry_site {
         None
     } else if post {
         Some(POST_HANDLER)
     } else if !all_allowed {
         Some(NOT_ALLOWED)
-    } else if let Some(why) = reg.foreign.refusal(addr) {
-        Some(why)
     } else if carrier.is_some_and(|c| c.pc_refused) {
         Some(patch::PC_REFUSED)
     } else if let insn::Class::Rejected(r) = insn::classify_site(opcode, s.bti_enforced) {

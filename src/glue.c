@@ -231,6 +231,17 @@ struct optprobe_ftrace {
 };
 
 #ifdef CONFIG_DYNAMIC_FTRACE_WITH_ARGS
+/* `ret`: where an overridden function "returns" from (see below). */
+void optprobe_entry_return(void);
+asm(".pushsection .text, \"ax\"\n"
+    ".balign 4\n"
+    ".type optprobe_entry_return, %function\n"
+    "optprobe_entry_return:\n"
+    "	ret\n"
+    ".size optprobe_entry_return, . - optprobe_entry_return\n"
+    ".popsection\n");
+NOKPROBE_SYMBOL(optprobe_entry_return);
+
 #ifdef arch_ftrace_regs
 #define optprobe_fregs(fregs) arch_ftrace_regs(fregs)
 #else
@@ -264,12 +275,24 @@ static void notrace optprobe_ftrace_func(unsigned long ip, unsigned long parent_
 	 * ftrace's own guard does; masking interrupts also keeps the task on
 	 * this CPU while the hit uses per-CPU state. */
 	bit = ftrace_test_recursion_trylock(ip, parent_ip);
-	if (bit < 0)
+	if (bit < 0) {
+		optprobe_entry_drop_record(op->private, f->sp);
 		return;
+	}
 	local_irq_save(flags);
-	if (optprobe_entry_hit(op->private, &regs)) {
-		/* A handler moved pc (kretprobe's x30 needs no pc move). */
+	switch (optprobe_entry_hit(op->private, &regs)) {
+	case 1:
+		/*
+		 * Return at once (an override): through a `ret`, so that lr as
+		 * other ftrace users leave it (function_graph's return hook, a
+		 * BPF trampoline's) is where the function returns, as x86 does
+		 * with just_return_func.
+		 */
+		f->pc = (unsigned long)optprobe_entry_return;
+		break;
+	case 2:
 		f->pc = regs.pc;
+		break;
 	}
 	local_irq_restore(flags);
 	ftrace_test_recursion_unlock(bit);
@@ -339,6 +362,7 @@ NOKPROBE_SYMBOL(optprobe_kp_pre_handler);
 NOKPROBE_SYMBOL(optprobe_kp_post_handler);
 NOKPROBE_SYMBOL(optprobe_rust_dispatch);
 NOKPROBE_SYMBOL(optprobe_entry_hit);
+NOKPROBE_SYMBOL(optprobe_entry_drop_record);
 static_assert(KSYM_SYMBOL_LEN <= OPTPROBE_SYMBOL_BUF);
 
 #ifdef OPTPROBE_TEST_HOOKS
@@ -346,6 +370,10 @@ int optprobe_test_request(unsigned long addr, bool on);
 EXPORT_SYMBOL_GPL(optprobe_test_request);
 int optprobe_test_entry_text(unsigned long addr, bool brk);
 EXPORT_SYMBOL_GPL(optprobe_test_entry_text);
+unsigned int optprobe_test_stall_next_brk(unsigned int ms);
+EXPORT_SYMBOL_GPL(optprobe_test_stall_next_brk);
+void optprobe_test_mdelay(unsigned int ms) { mdelay(ms); }
+NOKPROBE_SYMBOL(optprobe_test_mdelay);
 /*
  * Test-only delay points (src/test_hooks.rs): delay_at=POINT, delay_ms=N.
  * Absent from the default build.

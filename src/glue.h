@@ -59,6 +59,7 @@ void optprobe_rust_dispatch(void *data, struct pt_regs *regs);
 void optprobe_callback(void *probe, struct pt_regs *regs);
 void optprobe_fallback_work(void);
 int optprobe_entry_hit(void *probe, struct pt_regs *regs);
+void optprobe_entry_drop_record(void *probe, unsigned long sp);
 /* Entry probes through ftrace (src/entry.rs). */
 int optprobe_ftrace_attach(void *probe, unsigned long site, void **handle);
 int optprobe_ftrace_detach(void *handle);
@@ -81,6 +82,7 @@ long optprobe_sysfs_stats_show(char *buf, unsigned long size);
 /* Test builds only (OPTPROBE_TEST_HOOKS=1): sleep at a named point. */
 void optprobe_test_delay(const char *point);
 int optprobe_test_patch_limit(void);
+void optprobe_test_mdelay(unsigned int ms);
 
 extern char optprobe_probes_param[];
 extern bool optprobe_selftest_param;

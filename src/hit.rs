@@ -170,6 +170,10 @@ pub(crate) unsafe extern "C" fn optprobe_kp_post_handler(
         // record is consumed at the call site.
         if (*probe).entry_recording.load(Ordering::Acquire) {
             record_brk_delivery((*probe).addr, (*regs).__bindgen_anon_1.__bindgen_anon_1.sp as usize);
+        } else if (*probe).carrier {
+            // Test builds: a call the BRK delivered unrecorded stalls here,
+            // as if preempted before the call site (ktest entry_window).
+            crate::test_hooks::stall_unrecorded_brk();
         }
     }
 }
@@ -571,8 +575,7 @@ pub(crate) fn forget_records(addr: usize) -> usize {
 /// and `sym+4` for post-handlers (the landing pad is a hint, so stepping it
 /// is nothing). `current_kprobe` is set for the duration, and a hit while
 /// another kprobe is active on this CPU is counted missed, as the BRK path
-/// does. Returns 1 when a pre-handler redirected the call (`regs->pc` is
-/// where it resumes).
+/// does. Returns [`ENTRY_RESUME`], [`ENTRY_RETURN`] or [`ENTRY_REDIRECT`].
 ///
 /// # Safety
 ///
@@ -603,14 +606,22 @@ pub(crate) unsafe extern "C" fn optprobe_entry_hit(probe: *mut c_void, regs: *mu
         if kp.is_null() {
             return 0;
         }
+        let disabled = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
+        // Our own kprobe disabled (not yet enabled by entry::enter, or
+        // leaving): its BRK path records nothing, so neither path delivers.
+        if ptr::read_volatile(ptr::addr_of!((*own).flags)) & disabled != 0
+            || ptr::read_volatile(ptr::addr_of!((*kp).flags)) & disabled != 0
+        {
+            return 0;
+        }
         let cpu_offset = this_cpu_offset(s);
         let current = (s.current_kprobe as usize).wrapping_add(cpu_offset) as *mut *mut bindings::kprobe;
         if !(*current).is_null() {
-            inc_nmissed(kp, own);
-            return 0;
-        }
-        let disabled = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
-        if ptr::read_volatile(ptr::addr_of!((*kp).flags)) & disabled != 0 {
+            // A hit inside another kprobe's handler. Where sym+0 holds a
+            // BRK, the core has counted it missed already.
+            if u32::from_le(ptr::read_volatile(addr as *const u32)) != crate::insn::BRK_KPROBES {
+                inc_nmissed(kp, own);
+            }
             return 0;
         }
         *current = kp;
@@ -625,7 +636,17 @@ pub(crate) unsafe extern "C" fn optprobe_entry_hit(probe: *mut c_void, regs: *mu
         } else {
             0
         };
-        let redirect = ret != 0 && (*regs).__bindgen_anon_1.__bindgen_anon_1.pc != addr as u64;
+        // Resuming anywhere up to the call site is resuming the function:
+        // no redirect (and no loop through the call site again).
+        let pc = (*regs).__bindgen_anon_1.__bindgen_anon_1.pc;
+        let into_function = pc >= addr as u64 && pc <= addr.wrapping_add(crate::entry::CALL_SITE) as u64;
+        let redirect = if ret == 0 || into_function {
+            ENTRY_RESUME
+        } else if pc == (*regs).__bindgen_anon_1.__bindgen_anon_1.regs[30] {
+            ENTRY_RETURN
+        } else {
+            ENTRY_REDIRECT
+        };
         if ret == 0 {
             // The post-handlers, as after stepping the landing pad.
             (*regs).__bindgen_anon_1.__bindgen_anon_1.pc = addr.wrapping_add(4) as u64;
@@ -642,6 +663,28 @@ pub(crate) unsafe extern "C" fn optprobe_entry_hit(probe: *mut c_void, regs: *mu
             }
         }
         *current = ptr::null_mut();
-        c_int::from(redirect)
+        redirect
     }
+}
+
+/// What the ftrace callback does after [`optprobe_entry_hit`]: resume the
+/// function; return from it at once to `x30` (`bpf_override_return`,
+/// `fail_function`: through a `ret` of ours, so that what other ftrace
+/// users hooked in lr still runs); or resume at `regs->pc`.
+const ENTRY_RESUME: c_int = 0;
+const ENTRY_RETURN: c_int = 1;
+const ENTRY_REDIRECT: c_int = 2;
+
+/// The ftrace callback could not take its recursion guard (a probed
+/// function called from ftrace's own context): the call is not delivered
+/// there, and a record the BRK made for it must not outlive it.
+///
+/// # Safety
+///
+/// `probe` is the ops' live Probe, as for [`optprobe_entry_hit`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn optprobe_entry_drop_record(probe: *mut c_void, sp: c_ulong) {
+    // SAFETY: per the function's contract.
+    // CAST: sp is a kernel stack address.
+    unsafe { take_brk_delivery((*probe.cast::<Probe>()).addr, sp as usize) };
 }

@@ -147,6 +147,13 @@ fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe:
     }
     if let insn::Class::Rejected(why) = insn::classify_site(orig_insn, probe.syms.bti_enforced) {
         probe.set_reason(why.as_cstr());
+        // A function entry that src/entry.rs cannot deliver through ftrace.
+        if why == insn::Reject::BtiLandingPad
+            && insn::is_entry_landing_pad(orig_insn)
+            && sys::symbol_bounds(site).is_some_and(|(start, _)| start == site)
+        {
+            probe.set_reason(crate::entry::NO_FTRACE_SITE);
+        }
         // Compilers put landing pads and BLRs in every function; anything
         // else refused is unusual enough to name the instruction word.
         if !matches!(why, insn::Reject::BtiLandingPad | insn::Reject::IndirectCall) {
@@ -291,6 +298,16 @@ pub(crate) fn arm(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>]
             probe.set_reason(crate::entry::NO_FTRACE_SITE);
             continue;
         }
+        // Another probe of ours delivers this address through ftrace: the
+        // core's view is "armed" with the landing pad in place; this one
+        // joins that aggregate, whose handlers the call site runs.
+        if others.iter().any(|q| q.addr == probe.addr && q.state == State::Ftrace) {
+            // SAFETY: both locks held; the aggregate is enabled and sym+0
+            // holds the landing pad, which delivers.
+            unsafe { probe.set_core_disabled(false) };
+            probe.set_reason(crate::entry::SHARED);
+            continue;
+        }
         // SAFETY: registered kprobe address.
         let live = unsafe { sys::read_insn(probe.addr) };
         let expected = if joins_armed { insn::BRK_KPROBES } else { probe.kp.opcode };
@@ -345,7 +362,8 @@ pub(crate) fn arm(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>]
         }
         // SAFETY: kprobe_mutex held.
         let joined = unsafe { probe.joins_armed_aggregate() };
-        let armed = live == insn::BRK_KPROBES || ours || (joined && live != probe.kp.opcode);
+        let via_ftrace = others.iter().any(|q| q.addr == addr && q.state == State::Ftrace);
+        let armed = via_ftrace || live == insn::BRK_KPROBES || ours || (joined && live != probe.kp.opcode);
         // SAFETY: both locks held; the flag follows the text.
         unsafe { probe.set_core_disabled(!armed) };
         if !armed {

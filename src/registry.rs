@@ -173,10 +173,9 @@ impl Registry {
     pub(crate) fn reoptimize_where(&mut self, mut pred: impl FnMut(&Probe) -> bool) -> usize {
         // Entry probes through ftrace whose landing pad the core replaced
         // with its BRK (kprobes/enabled 0 then 1) get it back.
+        // Our own ones too: the poller is the only one that looks.
         for p in self.probes.as_mut_slice().iter_mut().filter(|p| p.state == State::Ftrace) {
-            if pred(p) {
-                entry::repair(p);
-            }
+            entry::repair(p);
         }
         let n = self.mark(|p| !p.gone && !p.disabled && p.state != State::Ftrace && pred(p) && !p.branch_is_live());
         if n == 0 {
@@ -288,10 +287,9 @@ impl Registry {
         probe.set_reason(c"unoptimized");
         // Branch (or BRK) written directly; a failed write falls back to the
         // core's enable_kprobe, which writes BRK.
-        if patch::arm(&mut self.pool, &mut self.scratch, self.probes.as_slice(), &mut [&mut *probe]) > 0
-            && entry::enter(&mut [&mut *probe], self.probes.as_slice()) == 0
-            && probe.kp.flags & bindings::KPROBE_FLAG_DISABLED != 0
-        {
+        let unarmed = patch::arm(&mut self.pool, &mut self.scratch, self.probes.as_slice(), &mut [&mut *probe]);
+        entry::enter(&mut [&mut *probe], self.probes.as_slice());
+        if unarmed > 0 && probe.kp.flags & bindings::KPROBE_FLAG_DISABLED != 0 {
             // SAFETY: registered kprobe (type invariant).
             let ret = unsafe { bindings::enable_kprobe(&mut probe.kp) };
             if ret < 0 {
@@ -564,9 +562,12 @@ impl Registry {
                     unsafe { p.mark_core_disabled() };
                 }
                 // INVARIANT: never read or written again; the slot is freed
-                // after RCU-tasks by finish_leaving.
+                // after RCU-tasks by finish_leaving. An ops ftrace would not
+                // detach keeps the probe (State::Ftrace) until it does.
                 p.gone = true;
-                p.state = State::Kprobe;
+                if p.ftrace.is_null() {
+                    p.state = State::Kprobe;
+                }
                 n += 1;
                 keep(&mut self.leaving, p);
             }

@@ -136,3 +136,32 @@ pub(crate) extern "C" fn optprobe_test_entry_text(addr: core::ffi::c_ulong, brk:
         Err(e) => e.to_errno(),
     }
 }
+
+/// Test builds: the next BRK delivery a carrier's post-handler sees
+/// unrecorded spins this long (ms) with interrupts masked, after the
+/// handlers and before the call site: the one-instruction window between
+/// `sym+0` and ftrace's call site, held open (ktest `entry_window`).
+#[cfg(optprobe_test_hooks)]
+static STALL_NEXT_BRK_MS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+#[cfg(optprobe_test_hooks)]
+#[inline(always)]
+pub(crate) fn stall_unrecorded_brk() {
+    let ms = STALL_NEXT_BRK_MS.swap(0, core::sync::atomic::Ordering::Relaxed);
+    if ms != 0 {
+        // SAFETY: busy-waits; callable with interrupts masked.
+        unsafe { crate::bindings::optprobe_test_mdelay(ms) };
+    }
+}
+
+#[cfg(not(optprobe_test_hooks))]
+#[inline(always)]
+pub(crate) fn stall_unrecorded_brk() {}
+
+/// Test builds: arm [`stall_unrecorded_brk`] once; returns what was armed
+/// before (0: the last one stalled a call).
+#[cfg(optprobe_test_hooks)]
+#[no_mangle]
+pub(crate) extern "C" fn optprobe_test_stall_next_brk(ms: core::ffi::c_uint) -> core::ffi::c_uint {
+    STALL_NEXT_BRK_MS.swap(ms, core::sync::atomic::Ordering::Relaxed)
+}

@@ -40,7 +40,26 @@ info "notrace entry: $(reason ent_asm)"
 if echo 0 > /proc/sys/kernel/ftrace_enabled 2>/dev/null; then
     echo 1 > /proc/sys/kernel/ftrace_enabled; fail "ftrace_enabled=0 accepted with entry probes live"
 fi
+# Two of ours at one entry: the second joins the first's delivery.
+ctl "p:ent_two optprobe_target_event+0" > /dev/null || fail "add ent_two"
+[ "$(state ent_two)" = kprobe ] && reason ent_two | grep -q "delivered through ftrace by another" ||
+    fail "ent_two: $(state ent_two) ($(reason ent_two))"
+[ "$(state ent_mod)" = ftrace ] || fail "ent_mod after ent_two: $(state ent_mod)"
+run_calls 1 10
+[ "$(hits ent_mod) $(hits ent_two)" = "110 10" ] || fail "two at one entry: $(hits ent_mod) $(hits ent_two) hits, want 110 10"
+ctl "-:ent_two" > /dev/null || fail "remove ent_two"
+run_calls 1 10
+[ "$(hits ent_mod)" = 120 ] || fail "after ent_two left: $(hits ent_mod) hits, want 120"
+# kprobes/enabled 0 then 1 puts the core's BRK over our landing pad: still
+# one hit per call, and removing the probe puts the landing pad back (a
+# BRK left behind would oops the next call).
+E=$D/kprobes/enabled
+echo 0 > $E; run_calls 1 10; echo 1 > $E
+[ "$(hits ent_mod)" = 120 ] || fail "kprobes disabled: $(hits ent_mod) hits, want 120"
+run_calls 1 10
+[ "$(hits ent_mod)" = 130 ] || fail "after kprobes/enabled 0, 1: $(hits ent_mod) hits, want 130"
 ctl "-:ent_mod" > /dev/null; ctl "-:ent_vfs" > /dev/null; ctl "-:ent_asm" > /dev/null
+run_calls 1 10
 
 # --- kprobe_events at ksys_read with auto=1: ftrace, one event per call -----
 echo > $T/kprobe_events
@@ -156,6 +175,21 @@ if [ -d $F ]; then
     ft=$(cat $P/fail_seen)
     [ "$brk $ft" = "20 20" ] || fail "fail_function: $brk failed calls through BRK, $ft through ftrace; want 20 20"
     info "fail_function: 20 of 20 calls failed through BRK and through ftrace ($(site_field $S 1))"
+    # function_graph attached before our ops runs after it, on an
+    # overridden call too: the override returns through the graph's hook.
+    echo 0 > $SYS/auto
+    i=0; while [ "$(statval carriers)" != 0 ]; do i=$((i + 1)); [ $i -lt 300 ] || fail "carriers left"; usleep 10000; done
+    echo optprobe_target_failable > $T/set_graph_function
+    echo function_graph > $T/current_tracer
+    echo 1 > $SYS/auto
+    wait_state $S ftrace || fail "fail_function kprobe with function_graph: $(site_field $S 4)"
+    echo > $T/trace
+    echo 20 > $P/fail_calls
+    ft=$(cat $P/fail_seen)
+    g=$(grep -c 'optprobe_target_failable' $T/trace)
+    echo nop > $T/current_tracer; echo > $T/set_graph_function
+    [ "$ft" = 20 ] && [ "$g" -ge 20 ] || fail "fail_function under function_graph: $ft failed, $g graph lines"
+    info "fail_function under function_graph: 20 of 20 failed, $g graph lines"
     echo > $F/inject
     echo 0 > $SYS/auto
 else

@@ -149,6 +149,17 @@ static int tok_phase(const char *name, int (*body)(void), unsigned int ms, unsig
 
 static int (*tok_request)(unsigned long addr, bool on);
 static int (*tok_text)(unsigned long addr, bool brk);
+
+/* entry_window's load: let the workers run, then one 'o', then run on. */
+static int tok_window_body(void)
+{
+	int ret;
+
+	msleep(200);
+	ret = tok_request((unsigned long)tok_kp.addr, true);
+	msleep(500);
+	return ret == 1 ? 0 : -EINVAL;
+}
 static unsigned int tok_ftrace_flips;
 
 /*
@@ -236,5 +247,55 @@ put:
 		symbol_put(optprobe_test_request);
 	if (tok_text)
 		symbol_put(optprobe_test_entry_text);
+	return ret;
+}
+
+/*
+ * entry_window: the grace period of the BRK -> ftrace protocol, made
+ * deterministic. While 'o' moves the address to ftrace, the first BRK
+ * delivery that the carrier sees before recording starts stalls 300 ms
+ * between the handlers and the call site (test hook in optprobe's
+ * post-handler), as a task preempted there would. Without the RCU-tasks
+ * wait, delivery turns on meanwhile and the call reaches a delivering call
+ * site unrecorded: delivered twice. Workers keep calling throughout; every
+ * token must arrive exactly once.
+ */
+int case_entry_window(void)
+{
+	unsigned int (*stall)(unsigned int ms);
+	unsigned long missed;
+	int ret;
+
+	if (!system_supports_bti_kernel()) {
+		pr_info("optprobe_ktest: entry_window: BTI not enforced, nothing goes through ftrace here\n");
+		return 0;
+	}
+	tok_request = __symbol_get("optprobe_test_request");
+	stall = __symbol_get("optprobe_test_stall_next_brk");
+	if (!tok_request || !stall) {
+		pr_err("optprobe_ktest: entry_window needs a test build of optprobe (OPTPROBE_TEST_HOOKS=1)\n");
+		ret = -ENOENT;
+		goto put;
+	}
+	tok_map = vzalloc(BITS_TO_LONGS(TOKENS) * sizeof(long));
+	ret = tok_map ? register_kprobe(&tok_kp) : -ENOMEM;
+	if (ret)
+		goto out;
+	stall(300);
+	ret = tok_phase("window", tok_window_body, 0, &missed);
+	if (!ret && stall(0)) {
+		pr_err("optprobe_ktest: entry_window: no BRK delivery fell in the window; nothing was tested\n");
+		ret = -EINVAL;
+	}
+	tok_request((unsigned long)tok_kp.addr, false);
+	unregister_kprobe(&tok_kp);
+out:
+	vfree(tok_map);
+put:
+	if (tok_request)
+		symbol_put(optprobe_test_request);
+	if (stall)
+		symbol_put(optprobe_test_stall_next_brk);
+	stall = NULL;
 	return ret;
 }

@@ -96,5 +96,6 @@ int case_hold_pc(void);
 int case_hold_override(void);
 void foreign_exit(void);
 int case_entry_tokens(void);
+int case_entry_window(void);
 
 #endif

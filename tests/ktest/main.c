@@ -13,7 +13,7 @@
 
 char *test_case = "";
 module_param_named(case, test_case, charp, 0);
-MODULE_PARM_DESC(case, "hits|flags|fallback|backtrace|coexist|scale|races|torture|reloc|reason|handles|missed|pages|regs|late_post|faults|leak|call|cost|hold_post|hold_other|hold_pc|hold_override|entry_tokens");
+MODULE_PARM_DESC(case, "hits|flags|fallback|backtrace|coexist|scale|races|torture|reloc|reason|handles|missed|pages|regs|late_post|faults|leak|call|cost|hold_post|hold_other|hold_pc|hold_override|entry_tokens|entry_window");
 unsigned int seconds = 10;
 module_param(seconds, uint, 0);
 unsigned int calls = 100;
@@ -96,6 +96,7 @@ static const struct {
 	{ "hold_pc", case_hold_pc },
 	{ "hold_override", case_hold_override },
 	{ "entry_tokens", case_entry_tokens },
+	{ "entry_window", case_entry_window },
 };
 
 static int __init ktest_init(void)
