@@ -46,7 +46,9 @@ struct optprobe_desc {
 	optprobe_handler_t handler;
 	/*
 	 * Optional: called after the probed instruction ran. A probe with a
-	 * post handler is never optimized (reason "post-handler").
+	 * post handler is never optimized with a branch (reason
+	 * "post-handler"); at a function entry on a BTI kernel it is delivered
+	 * through ftrace all the same, the post handler seeing pc = sym+4.
 	 */
 	optprobe_handler_t post_handler;
 	void *data;

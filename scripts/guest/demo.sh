@@ -72,6 +72,19 @@ say "=== kprobe_events cost ($n calls each): unprobed $none ns/call, BRK $brk ns
     "overhead $((brk - none)) -> $((opt - none)) ns"
 echo 0 > $T/events/demo/ev/enable
 echo > $T/kprobe_events
+
+say "=== function entry on a BTI kernel: sym+0 is 'bti c'; delivered at the ftrace call site"
+ev='p:demo/entry optprobe_target_event a=$arg1 lr=%lr comm=$comm'
+say "# echo '$ev' > $T/kprobe_events; echo 1 > $T/events/demo/entry/enable"
+echo "$ev" > $T/kprobe_events
+echo 1 > $T/events/demo/entry/enable
+i=0; while ! grep -q 'optprobe_target_event+0x0 .* ftrace ' $SYS/probes && [ $i -lt 50 ]; do i=$((i + 1)); usleep 20000; done
+site
+ent=$(fire)
+tail -1 $T/trace | sed 's/^ *//'
+say "=== entry event cost ($n calls): $ent ns/call through ftrace (unprobed $none)"
+echo 0 > $T/events/demo/entry/enable
+echo > $T/kprobe_events
 rmmod optprobe
 rmmod optprobe_target
 say "=== demo done"

@@ -299,3 +299,67 @@ put:
 	stall = NULL;
 	return ret;
 }
+
+/*
+ * entry_post: our own probe with a pre- and a post-handler at a function's
+ * entry on a BTI kernel is delivered through ftrace (the landing pad is a
+ * hint, so the post-handler runs as after stepping it, pc = sym+4), and
+ * disable/enable through the C ABI keep one hit per call.
+ */
+static atomic_t post_pre, post_post, post_bad_pc;
+
+static void entry_pre_handler(void *data, struct pt_regs *regs)
+{
+	atomic_inc(&post_pre);
+	if (regs->pc != (unsigned long)optprobe_target_token)
+		atomic_inc(&post_bad_pc);
+}
+
+static void entry_post_handler(void *data, struct pt_regs *regs)
+{
+	atomic_inc(&post_post);
+	if (regs->pc != (unsigned long)optprobe_target_token + 4)
+		atomic_inc(&post_bad_pc);
+}
+
+int case_entry_post(void)
+{
+	struct optprobe_desc d = {
+		.addr = optprobe_target_token, .name = "entry_post",
+		.handler = entry_pre_handler, .post_handler = entry_post_handler,
+	};
+	int ret, i, registered = 0;
+
+	if (!system_supports_bti_kernel()) {
+		pr_info("optprobe_ktest: entry_post: BTI not enforced, nothing goes through ftrace here\n");
+		return 0;
+	}
+	ret = optprobe_register(&d);
+	CHECK(!ret, "register: %d", ret);
+	registered = 1;
+	CHECK(optprobe_state(d.probe) == OPTPROBE_STATE_FTRACE, "state %d (%s), want ftrace",
+	      optprobe_state(d.probe), reason_of(d.probe));
+	for (i = 0; i < 100; i++)
+		optprobe_target_token(i);
+	CHECK(atomic_read(&post_pre) == 100 && atomic_read(&post_post) == 100,
+	      "%d pre, %d post hits, want 100 each", atomic_read(&post_pre), atomic_read(&post_post));
+	ret = optprobe_disable(d.probe);
+	CHECK(!ret && optprobe_state(d.probe) == OPTPROBE_STATE_DISABLED, "disable: %d, state %d",
+	      ret, optprobe_state(d.probe));
+	for (i = 0; i < 10; i++)
+		optprobe_target_token(i);
+	CHECK(atomic_read(&post_pre) == 100, "disabled: %d hits", atomic_read(&post_pre));
+	ret = optprobe_enable(d.probe);
+	CHECK(!ret && optprobe_state(d.probe) == OPTPROBE_STATE_FTRACE, "enable: %d, state %d (%s)",
+	      ret, optprobe_state(d.probe), reason_of(d.probe));
+	for (i = 0; i < 10; i++)
+		optprobe_target_token(i);
+	CHECK(atomic_read(&post_pre) == 110 && atomic_read(&post_post) == 110,
+	      "re-enabled: %d pre, %d post", atomic_read(&post_pre), atomic_read(&post_post));
+	CHECK(!atomic_read(&post_bad_pc), "%d handler calls saw the wrong pc", atomic_read(&post_bad_pc));
+	pr_info("optprobe_ktest: entry_post: 110 pre and 110 post hits through ftrace, pc sym+0 and sym+4\n");
+out:
+	if (registered)
+		optprobe_unregister(d.probe);
+	return ret;
+}

@@ -97,5 +97,6 @@ int case_hold_override(void);
 void foreign_exit(void);
 int case_entry_tokens(void);
 int case_entry_window(void);
+int case_entry_post(void);
 
 #endif

@@ -13,7 +13,7 @@
 
 char *test_case = "";
 module_param_named(case, test_case, charp, 0);
-MODULE_PARM_DESC(case, "hits|flags|fallback|backtrace|coexist|scale|races|torture|reloc|reason|handles|missed|pages|regs|late_post|faults|leak|call|cost|hold_post|hold_other|hold_pc|hold_override|entry_tokens|entry_window");
+MODULE_PARM_DESC(case, "hits|flags|fallback|backtrace|coexist|scale|races|torture|reloc|reason|handles|missed|pages|regs|late_post|faults|leak|call|cost|hold_post|hold_other|hold_pc|hold_override|entry_tokens|entry_window|entry_post");
 unsigned int seconds = 10;
 module_param(seconds, uint, 0);
 unsigned int calls = 100;
@@ -97,6 +97,7 @@ static const struct {
 	{ "hold_override", case_hold_override },
 	{ "entry_tokens", case_entry_tokens },
 	{ "entry_window", case_entry_window },
+	{ "entry_post", case_entry_post },
 };
 
 static int __init ktest_init(void)
