@@ -535,7 +535,9 @@ fn record_brk_delivery(addr: usize, sp: usize) {
 /// delivered by the BRK?
 #[inline(always)]
 fn take_brk_delivery(addr: usize, sp: usize) -> bool {
-    if RECORDS_LIVE.load(Ordering::Acquire) == 0 {
+    // Relaxed: only this task's own records matter here, and it made them
+    // earlier in its own program order (a migration is a full barrier).
+    if RECORDS_LIVE.load(Ordering::Relaxed) == 0 {
         return false;
     }
     let task = current_task();
@@ -593,7 +595,9 @@ pub(crate) unsafe extern "C" fn optprobe_entry_hit(probe: *mut c_void, regs: *mu
         let sp = (*regs).__bindgen_anon_1.__bindgen_anon_1.sp as usize;
         (*regs).__bindgen_anon_1.__bindgen_anon_1.pc = addr as u64;
         // Delivered by the BRK at sym+0 already: once only.
-        if take_brk_delivery(addr, sp) || !(*probe).entry_deliver.load(Ordering::Acquire) || s.all_disarmed_now() {
+        // Relaxed: entry::enter/leave order the flag against the text and
+        // the records with grace periods, which imply full barriers.
+        if take_brk_delivery(addr, sp) || !(*probe).entry_deliver.load(Ordering::Relaxed) || s.all_disarmed_now() {
             return 0;
         }
         let own = ptr::addr_of_mut!((*probe).kp);
