@@ -66,6 +66,13 @@ const FTRACE_BUSY: &CStr = c"ftrace refused the ops (ftrace_enabled=0?): BRK";
 const FTRACE_FAILED: &CStr = c"ftrace ops registration failed: BRK";
 pub(crate) const SHARED: &CStr = c"address already delivered through ftrace by another optprobe";
 const NOT_OURS: &CStr = c"text at the probe is not its instruction";
+const ARMED_MEANWHILE: &CStr = c"another kprobe armed the entry while it moved to ftrace: BRK";
+
+/// Does `probe` deliver its address through ftrace now (not one whose
+/// detach ftrace refused, left not delivering)?
+pub(crate) fn delivers(probe: &Probe) -> bool {
+    probe.state == State::Ftrace && probe.entry_deliver.load(Ordering::Relaxed)
+}
 
 /// Could `probe` (registered) be delivered through ftrace? Its original
 /// instruction is a function's entry landing pad, enforced (otherwise it is
@@ -149,7 +156,10 @@ pub(crate) fn enter(batch: &mut [&mut Probe], others: &[KBox<Probe>]) -> usize {
         // whenever there is one. Alone, ours was never armed.
         let _core = sys::KprobeLock::new();
         // SAFETY: kprobe_mutex held.
-        need_gp |= unsafe { p.hashed() } != ptr::addr_of_mut!(p.kp);
+        need_gp |= unsafe { p.hashed() } != ptr::addr_of_mut!(p.kp)
+            // Flagged enabled already (registered while all kprobes were
+            // disarmed): arm-all may have put a BRK here.
+            || p.kp.flags & bindings::KPROBE_FLAG_DISABLED == 0;
     }
     // 3. A call the BRK delivered before recording began may still be in
     //    the window (preempted before the call site): RCU-tasks returns
@@ -176,6 +186,16 @@ pub(crate) fn enter(batch: &mut [&mut Probe], others: &[KBox<Probe>]) -> usize {
             let live = unsafe { sys::read_insn(p.addr) };
             if live != p.kp.opcode && live != insn::BRK_KPROBES {
                 p.set_reason(NOT_OURS);
+                p.entry_deliver.store(false, Ordering::Release);
+                undo = true;
+                continue;
+            }
+            // Still flagged disabled over a BRK: another kprobe here was
+            // armed since the grace period, and its BRK deliveries were not
+            // recorded (the core skips a disabled kprobe's post-handler).
+            // Enabling now could deliver a call twice: the BRK path keeps it.
+            if p.kp.flags & bindings::KPROBE_FLAG_DISABLED != 0 && live == insn::BRK_KPROBES {
+                p.set_reason(ARMED_MEANWHILE);
                 p.entry_deliver.store(false, Ordering::Release);
                 undo = true;
                 continue;

@@ -301,7 +301,7 @@ pub(crate) fn arm(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>]
         // Another probe of ours delivers this address through ftrace: the
         // core's view is "armed" with the landing pad in place; this one
         // joins that aggregate, whose handlers the call site runs.
-        if others.iter().any(|q| q.addr == probe.addr && q.state == State::Ftrace) {
+        if others.iter().any(|q| q.addr == probe.addr && crate::entry::delivers(q)) {
             // SAFETY: both locks held; the aggregate is enabled and sym+0
             // holds the landing pad, which delivers.
             unsafe { probe.set_core_disabled(false) };
@@ -362,7 +362,7 @@ pub(crate) fn arm(pool: &mut Pool, scratch: &mut Scratch, others: &[KBox<Probe>]
         }
         // SAFETY: kprobe_mutex held.
         let joined = unsafe { probe.joins_armed_aggregate() };
-        let via_ftrace = others.iter().any(|q| q.addr == addr && q.state == State::Ftrace);
+        let via_ftrace = others.iter().any(|q| q.addr == addr && crate::entry::delivers(q));
         let armed = via_ftrace || live == insn::BRK_KPROBES || ours || (joined && live != probe.kp.opcode);
         // SAFETY: both locks held; the flag follows the text.
         unsafe { probe.set_core_disabled(!armed) };

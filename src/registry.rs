@@ -492,7 +492,7 @@ impl Registry {
         while i < self.leaving.len() {
             // Still optimized, or an ops ftrace would not detach: the
             // callback may still reach the probe.
-            if self.leaving.as_slice()[i].state == State::Kprobe {
+            if self.leaving.as_slice()[i].state == State::Kprobe && self.leaving.as_slice()[i].ftrace.is_null() {
                 i += 1;
                 continue;
             }
