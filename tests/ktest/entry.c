@@ -208,22 +208,53 @@ static int tok_flip(void)
 	return 0;
 }
 
-int case_entry_tokens(void)
+/*
+ * The setup both token cases share: optprobe's test hooks (`hook` besides
+ * the request), the bitmap, the kprobe. tok_end() undoes what was done.
+ */
+static void tok_end(const char *hook, void *fn, bool registered)
 {
-	unsigned long ref_missed, missed;
+	if (registered) {
+		tok_request((unsigned long)tok_kp.addr, false);
+		unregister_kprobe(&tok_kp);
+	}
+	vfree(tok_map);
+	tok_map = NULL;
+	if (tok_request)
+		__symbol_put("optprobe_test_request");
+	tok_request = NULL;
+	if (fn)
+		__symbol_put(hook);
+}
+
+static int tok_begin(const char *name, const char *hook, void **fn)
+{
 	int ret;
 
 	tok_request = __symbol_get("optprobe_test_request");
-	tok_text = __symbol_get("optprobe_test_entry_text");
-	if (!tok_request || !tok_text) {
-		pr_err("optprobe_ktest: entry_tokens needs a test build of optprobe (OPTPROBE_TEST_HOOKS=1)\n");
-		ret = -ENOENT;
-		goto put;
+	*fn = __symbol_get(hook);
+	if (!tok_request || !*fn) {
+		pr_err("optprobe_ktest: %s needs a test build of optprobe (OPTPROBE_TEST_HOOKS=1)\n", name);
+		tok_end(hook, *fn, false);
+		return -ENOENT;
 	}
 	tok_map = vzalloc(BITS_TO_LONGS(TOKENS) * sizeof(long));
 	ret = tok_map ? register_kprobe(&tok_kp) : -ENOMEM;
 	if (ret)
-		goto out;
+		tok_end(hook, *fn, false);
+	return ret;
+}
+
+int case_entry_tokens(void)
+{
+	unsigned long ref_missed, missed;
+	void *text;
+	int ret;
+
+	ret = tok_begin("entry_tokens", "optprobe_test_entry_text", &text);
+	if (ret)
+		return ret;
+	tok_text = text;
 	ret = tok_phase("BRK only", NULL, 2000, &ref_missed);
 	if (!ret)
 		ret = tok_phase("flipping", tok_flip, 0, &missed);
@@ -238,15 +269,8 @@ int case_entry_tokens(void)
 	if (!ret)
 		pr_info("optprobe_ktest: entry_tokens: %u flips between BRK and ftrace delivery (%u rounds of attach, flips, detach)\n",
 			flips, DIV_ROUND_UP(flips, FLIPS_PER_ROUND));
-	tok_request((unsigned long)tok_kp.addr, false);
-	unregister_kprobe(&tok_kp);
-out:
-	vfree(tok_map);
-put:
-	if (tok_request)
-		symbol_put(optprobe_test_request);
-	if (tok_text)
-		symbol_put(optprobe_test_entry_text);
+	tok_end("optprobe_test_entry_text", text, true);
+	tok_text = NULL;
 	return ret;
 }
 
@@ -264,39 +288,24 @@ int case_entry_window(void)
 {
 	unsigned int (*stall)(unsigned int ms);
 	unsigned long missed;
+	void *fn;
 	int ret;
 
 	if (!system_supports_bti_kernel()) {
 		pr_info("optprobe_ktest: entry_window: BTI not enforced, nothing goes through ftrace here\n");
 		return 0;
 	}
-	tok_request = __symbol_get("optprobe_test_request");
-	stall = __symbol_get("optprobe_test_stall_next_brk");
-	if (!tok_request || !stall) {
-		pr_err("optprobe_ktest: entry_window needs a test build of optprobe (OPTPROBE_TEST_HOOKS=1)\n");
-		ret = -ENOENT;
-		goto put;
-	}
-	tok_map = vzalloc(BITS_TO_LONGS(TOKENS) * sizeof(long));
-	ret = tok_map ? register_kprobe(&tok_kp) : -ENOMEM;
+	ret = tok_begin("entry_window", "optprobe_test_stall_next_brk", &fn);
 	if (ret)
-		goto out;
+		return ret;
+	stall = fn;
 	stall(300);
 	ret = tok_phase("window", tok_window_body, 0, &missed);
 	if (!ret && stall(0)) {
 		pr_err("optprobe_ktest: entry_window: no BRK delivery fell in the window; nothing was tested\n");
 		ret = -EINVAL;
 	}
-	tok_request((unsigned long)tok_kp.addr, false);
-	unregister_kprobe(&tok_kp);
-out:
-	vfree(tok_map);
-put:
-	if (tok_request)
-		symbol_put(optprobe_test_request);
-	if (stall)
-		symbol_put(optprobe_test_stall_next_brk);
-	stall = NULL;
+	tok_end("optprobe_test_stall_next_brk", fn, true);
 	return ret;
 }
 
