@@ -210,11 +210,9 @@ pub(crate) fn enter(batch: &mut [&mut Probe], others: &[KBox<Probe>]) -> usize {
                 p.set_core_optimized(true);
             }
             if live == insn::BRK_KPROBES && joined && !core.all_disarmed() {
-                let mut addrs = [p.addr as *mut c_void];
-                let mut insns = [p.kp.opcode];
                 // A failed write leaves the BRK, which delivers (recorded,
                 // skipped at the call site): still exact, only slower.
-                if lock.patch_batch(&mut addrs, &mut insns).is_err() {
+                if write_word(&lock, p.addr, p.kp.opcode).is_err() {
                     pr_info!("probe at {:#x}: BRK not replaced; delivered through ftrace anyway\n", p.addr);
                 }
             }
@@ -270,11 +268,9 @@ pub(crate) fn leave<P: core::ops::DerefMut<Target = Probe>>(
             if !keep_text && !p.gone && others_on && !core.all_disarmed() {
                 // SAFETY: a registered kprobe address.
                 if unsafe { sys::read_insn(p.addr) } == p.kp.opcode {
-                    let mut addrs = [p.addr as *mut c_void];
-                    let mut insns = [insn::BRK_KPROBES];
                     // A failed write leaves the landing pad: the others'
                     // hits stop until they are re-armed; say so.
-                    if lock.patch_batch(&mut addrs, &mut insns).is_err() {
+                    if write_word(&lock, p.addr, insn::BRK_KPROBES).is_err() {
                         pr_err!("probe at {:#x}: BRK not written back for the kprobes sharing it\n", p.addr);
                     }
                 }
@@ -289,9 +285,7 @@ pub(crate) fn leave<P: core::ops::DerefMut<Target = Probe>>(
                 // SAFETY: a registered kprobe address.
                 let mut pad = unsafe { sys::read_insn(p.addr) } != insn::BRK_KPROBES;
                 if !pad && !keep_text {
-                    let mut addrs = [p.addr as *mut c_void];
-                    let mut insns = [p.kp.opcode];
-                    pad = lock.patch_batch(&mut addrs, &mut insns).is_ok();
+                    pad = write_word(&lock, p.addr, p.kp.opcode).is_ok();
                 }
                 if pad || keep_text {
                     // The call site stops delivering now; nothing is armed,
@@ -370,9 +364,12 @@ pub(crate) fn repair(p: &mut Probe) -> bool {
     if live != insn::BRK_KPROBES || core.all_disarmed() {
         return live == p.kp.opcode;
     }
-    let mut addrs = [p.addr as *mut c_void];
-    let mut insns = [p.kp.opcode];
-    lock.patch_batch(&mut addrs, &mut insns).is_ok()
+    write_word(&lock, p.addr, p.kp.opcode).is_ok()
+}
+
+/// Write one instruction word at a probe's address, in one `stop_machine`.
+fn write_word(lock: &sys::TextLock, addr: usize, word: u32) -> Result {
+    lock.patch_batch(&mut [addr as *mut c_void], &mut [word])
 }
 
 /// Test builds: write the BRK (`brk`) or the landing pad at `p`'s `sym+0`
@@ -391,7 +388,5 @@ pub(crate) fn flip_text_for_test(p: &Probe, brk: bool) -> Result {
     if core.all_disarmed() || (live != insn::BRK_KPROBES && live != p.kp.opcode) {
         return Err(kernel::error::code::EBUSY);
     }
-    let mut addrs = [p.addr as *mut c_void];
-    let mut insns = [if brk { insn::BRK_KPROBES } else { p.kp.opcode }];
-    lock.patch_batch(&mut addrs, &mut insns)
+    write_word(&lock, p.addr, if brk { insn::BRK_KPROBES } else { p.kp.opcode })
 }
