@@ -197,17 +197,8 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
     unsafe {
         let s = (*probe).syms;
         preempt_disable(s);
-        // register_kprobe() points kp.list at itself; only when another
-        // kprobe shares the address does the kernel move ours into an
-        // aggregate, whose pre-handler runs them all. Skip the hash lookup
-        // in the common, unshared case.
         let own = ptr::addr_of_mut!((*probe).kp);
-        let list = ptr::addr_of_mut!((*own).list);
-        let kp = if ptr::read_volatile(ptr::addr_of!((*list).next)) == list {
-            own
-        } else {
-            bindings::optprobe_call_get_kprobe(s.get_kprobe, (*probe).addr as *mut c_void)
-        };
+        let kp = hashed_at(probe, s);
         let cpu_offset = this_cpu_offset(s);
         let current = (s.current_kprobe as usize).wrapping_add(cpu_offset) as *mut *mut bindings::kprobe;
         if !(*current).is_null() {
@@ -217,10 +208,7 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
             let disabled = bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE;
             if !kp.is_null() && (*kp).flags & disabled == 0 {
                 *current = kp;
-                // Both are per-CPU variables: same per-CPU offset. Their
-                // order is the linker's, so the difference may be negative.
-                let delta = (s.kprobe_ctlblk as usize).wrapping_sub(s.current_kprobe as usize);
-                let kcb = current.cast::<u8>().wrapping_add(delta).cast::<bindings::kprobe_ctlblk>();
+                let kcb = ctlblk_beside(current, s);
                 (*kcb).kprobe_status = KPROBE_HIT_ACTIVE;
                 if kp == own {
                     // Alone at the address: our own pre-handler's work, without
@@ -264,6 +252,39 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
         }
         preempt_enable(s);
     }
+}
+
+/// The kprobe hashed at `probe`'s address: its own, or the aggregate it is
+/// in (null if none). register_kprobe() points kp.list at itself; only when
+/// another kprobe shares the address does the kernel move ours into an
+/// aggregate, whose pre-handler runs them all. The hash lookup is skipped
+/// in the common, unshared case.
+///
+/// # Safety
+///
+/// `probe` is live and the caller is in an RCU read-side section
+/// (preemption disabled).
+#[inline(always)]
+unsafe fn hashed_at(probe: *mut Probe, s: &sys::Symbols) -> *mut bindings::kprobe {
+    // SAFETY: per the function's contract.
+    unsafe {
+        let own = ptr::addr_of_mut!((*probe).kp);
+        let list = ptr::addr_of_mut!((*own).list);
+        if ptr::read_volatile(ptr::addr_of!((*list).next)) == list {
+            own
+        } else {
+            bindings::optprobe_call_get_kprobe(s.get_kprobe, (*probe).addr as *mut c_void)
+        }
+    }
+}
+
+/// This CPU's `kprobe_ctlblk`, from its `current_kprobe` slot: both are
+/// per-CPU variables, so they share the per-CPU offset. Their order is the
+/// linker's, so the difference may be negative.
+#[inline(always)]
+fn ctlblk_beside(current: *mut *mut bindings::kprobe, s: &sys::Symbols) -> *mut bindings::kprobe_ctlblk {
+    let delta = (s.kprobe_ctlblk as usize).wrapping_sub(s.current_kprobe as usize);
+    current.cast::<u8>().wrapping_add(delta).cast::<bindings::kprobe_ctlblk>()
 }
 
 /// May the optimized path run pre-handler `pre` of a kprobe it carries?
@@ -601,12 +622,7 @@ pub(crate) unsafe extern "C" fn optprobe_entry_hit(probe: *mut c_void, regs: *mu
             return 0;
         }
         let own = ptr::addr_of_mut!((*probe).kp);
-        let list = ptr::addr_of_mut!((*own).list);
-        let kp = if ptr::read_volatile(ptr::addr_of!((*list).next)) == list {
-            own
-        } else {
-            bindings::optprobe_call_get_kprobe(s.get_kprobe, addr as *mut c_void)
-        };
+        let kp = hashed_at(probe, s);
         if kp.is_null() {
             return 0;
         }
@@ -629,8 +645,7 @@ pub(crate) unsafe extern "C" fn optprobe_entry_hit(probe: *mut c_void, regs: *mu
             return 0;
         }
         *current = kp;
-        let delta = (s.kprobe_ctlblk as usize).wrapping_sub(s.current_kprobe as usize);
-        let kcb = current.cast::<u8>().wrapping_add(delta).cast::<bindings::kprobe_ctlblk>();
+        let kcb = ctlblk_beside(current, s);
         (*kcb).kprobe_status = KPROBE_HIT_ACTIVE;
         let ret = if kp == own {
             run_own(probe, regs, cpu_offset);
