@@ -12,6 +12,21 @@ export CARGO_TARGET_DIR="$OPTPROBE_CACHE/host-target/$(printf %s "$OPTPROBE_REPO
 BUSYBOX="$OPTPROBE_CACHE/busybox-arm64"
 GUEST_BASH="$OPTPROBE_CACHE/guest-bash"
 BINDGEN="$OPTPROBE_CACHE/bindgen/bin/bindgen"
+# Which kernel the scripts build, boot and build against: OPTPROBE_KERNEL=6.12
+# (default: bookworm's linux-source-6.12) or 7.2 (sid's linux-source-7.2,
+# fetched by scripts/bootstrap through a private apt configuration).
+: "${OPTPROBE_KERNEL:=6.12}"
+export OPTPROBE_KERNEL
+# sid's apt state, kept apart from the system's: scripts/sid-apt uses it.
+SID_APT="$OPTPROBE_CACHE/apt-sid"
 # The source directory is keyed by the Debian package version, so an update unpacks anew.
-ksrc_ver=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null | tr '~:' '__' || echo none)
+case "$OPTPROBE_KERNEL" in
+    6.12) ksrc_ver=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null | tr '~:' '__' || echo none)
+          KSRC_TARBALL_DEB="";;
+    7.2)  KSRC_TARBALL_DEB=$(ls "$SID_APT"/debs/linux-source-7.2_*_all.deb 2>/dev/null | sort -V | tail -1)
+          ksrc_ver=$(basename "${KSRC_TARBALL_DEB:-none}" | sed -n 's/^linux-source-7\.2_\(.*\)_all\.deb$/\1/p' | tr '~:+' '___')
+          ksrc_ver=7.2-${ksrc_ver:-none};;
+    *)    echo "env.sh: OPTPROBE_KERNEL=$OPTPROBE_KERNEL: only 6.12 and 7.2 are known" >&2
+          ksrc_ver=none KSRC_TARBALL_DEB="";;
+esac
 KSRC="$OPTPROBE_CACHE/src/linux-$ksrc_ver"
