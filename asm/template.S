@@ -41,8 +41,20 @@
 /* Must equal tramp::SLOT_SIZE. */
 #define OPTPROBE_SLOT_SIZE	320
 #define S_ORIG_X0	(S_SYSCALLNO - 8)
-/* The two u64 after stackframe[2] (6.12's pt_regs; checked below). */
+/*
+ * Two pt_regs layouts, told apart by asm-offsets (checked below):
+ *   6.12:  orig_x0, s32 syscallno, u32 unused, sdei_ttbr1, u64 pmr_save,
+ *          stackframe[2], lockdep_hardirqs, exit_rcu        (336 bytes)
+ *   6.13+: orig_x0, s32 syscallno, u32 pmr, sdei_ttbr1,
+ *          stackframe = { record, type }                    (320 bytes)
+ */
+#ifdef S_PMR_SAVE
+#define OPTPROBE_PT_REGS_PMR_SAVE 1
+/* The two u64 after stackframe[2]. */
 #define S_LOCKDEP_HARDIRQS	(S_STACKFRAME + 16)
+#else
+#define OPTPROBE_PT_REGS_PMR_SAVE 0
+#endif
 
 
 	.section .rodata, "a"
@@ -81,19 +93,30 @@ SYM_INNER_LABEL(optprobe_tmpl_pan, SYM_L_GLOBAL)
 	nop					/* and "orr x1, x1, x2" */
 	ldr	x0, optprobe_tmpl_pc
 	stp	x0, x1, [sp, #S_PC]
-	/* orig_x0 = 0, syscallno = NO_SYSCALL: this is not a syscall frame. */
-	mov	w2, #-1
-	stp	xzr, x2, [sp, #S_ORIG_X0]
 	/*
+	 * orig_x0 = 0, syscallno = NO_SYSCALL: this is not a syscall frame.
 	 * The rest as kernel_entry and enter_from_kernel_mode() would leave
-	 * it: sdei_ttbr1 = 0 (not an SDEI event); pmr_save = the live priority
-	 * mask under pseudo-NMI, else the unmasked value interrupts_enabled()
-	 * expects; lockdep_hardirqs = exit_rcu = 0 (no exception to exit).
+	 * it: sdei_ttbr1 = 0 (not an SDEI event); the saved priority mask =
+	 * the live one under pseudo-NMI, else the unmasked value
+	 * interrupts_enabled() expects; 6.12's lockdep_hardirqs = exit_rcu = 0
+	 * (no exception to exit); 6.13+'s frame type = 0 (record A is an
+	 * ordinary frame record, never a meta one: its link is not 0).
 	 */
 SYM_INNER_LABEL(optprobe_tmpl_pmr, SYM_L_GLOBAL)
 	mov	x2, #GIC_PRIO_IRQON		/* or "mrs x2, icc_pmr_el1" */
+#if OPTPROBE_PT_REGS_PMR_SAVE
+	mov	w3, #-1
+	stp	xzr, x3, [sp, #S_ORIG_X0]
 	stp	xzr, x2, [sp, #S_SDEI_TTBR1]
 	stp	xzr, xzr, [sp, #S_LOCKDEP_HARDIRQS]
+#else
+	/* syscallno and the u32 pmr share one doubleword (little-endian). */
+	mov	w3, #-1
+	orr	x3, x3, x2, lsl #32
+	stp	xzr, x3, [sp, #S_ORIG_X0]
+	str	xzr, [sp, #S_SDEI_TTBR1]
+	str	xzr, [sp, #S_STACKFRAME_TYPE]
+#endif
 	/* Record B: the state at the probe, for probes before the prologue. */
 	stp	x29, x30, [sp, #PT_REGS_SIZE]
 SYM_INNER_LABEL(optprobe_tmpl_frame_link, SYM_L_GLOBAL)
@@ -145,9 +168,18 @@ SYM_INNER_LABEL(optprobe_tmpl_end, SYM_L_GLOBAL)
 SYM_DATA_END(optprobe_tmpl_start)
 
 /* Build-time checks of the layout the Rust side relies on. */
-	.if (S_PMR_SAVE != S_SDEI_TTBR1 + 8) || (PT_REGS_SIZE != S_STACKFRAME + 32)
-	.error "struct pt_regs is not laid out as this template expects"
+#if OPTPROBE_PT_REGS_PMR_SAVE
+	.if (S_ORIG_X0 + 16 != S_SDEI_TTBR1) || (S_PMR_SAVE != S_SDEI_TTBR1 + 8) || (S_STACKFRAME != S_PMR_SAVE + 8) || (PT_REGS_SIZE != S_STACKFRAME + 32)
+	.error "struct pt_regs is not laid out as this template expects (6.12)"
 	.endif
+#else
+#ifdef __AARCH64EB__
+#error "the template packs syscallno and pmr little-endian"
+#endif
+	.if (S_PMR != S_SYSCALLNO + 4) || (S_SDEI_TTBR1 != S_SYSCALLNO + 8) || (S_STACKFRAME != S_SDEI_TTBR1 + 8) || (S_STACKFRAME_TYPE != S_STACKFRAME + 16) || (PT_REGS_SIZE != S_STACKFRAME + 24)
+	.error "struct pt_regs is not laid out as this template expects (6.13+)"
+	.endif
+#endif
 #define TMPL_OFF(label)	(label - optprobe_tmpl_start)
 	.if (TRAMP_FRAME % 16) != 0
 	.error "trampoline frame must keep sp 16-byte aligned"

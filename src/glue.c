@@ -20,7 +20,12 @@
 #include <asm/memory.h>
 #include <asm/cpufeature.h>
 #include <asm/sections.h>
+/* aarch64_insn_patch_text's header; renamed asm/text-patching.h in 6.16. */
+#if __has_include(<asm/text-patching.h>)
+#include <asm/text-patching.h>
+#else
 #include <asm/patching.h>
+#endif
 #include <linux/kallsyms.h>
 #include <linux/irq_work.h>
 #include <linux/workqueue.h>
@@ -425,12 +430,28 @@ MODULE_PARM_DESC(probes, "probes to attach at load, ';'-separated: p[:NAME] SYMB
  * A bin attribute, so writes of any size arrive (in pieces of at most a page,
  * each with its offset and file) instead of failing over a page.
  */
-static ssize_t control_write(struct file *file, struct kobject *kobj,
-			     struct bin_attribute *attr, char *buf, loff_t off,
-			     size_t count)
-{
-	return optprobe_sysfs_control_write(file, buf, off, count, count == PAGE_SIZE);
-}
+/*
+ * The bin_attribute callbacks take a const attribute since 6.13 and a
+ * mutable one before. Each callback comes in both shapes, and
+ * OPTPROBE_BIN_CALLBACK picks the one the kernel's field has (feature
+ * detection on the field's type, not on the version).
+ */
+#define OPTPROBE_BIN_CALLBACK(field, const_fn, mut_fn)				\
+	_Generic(((struct bin_attribute *)NULL)->field,				\
+		 typeof(&const_fn): const_fn,					\
+		 default: mut_fn)
+#define OPTPROBE_BIN_CALLBACKS(name, body)					\
+	static ssize_t __maybe_unused name##_const(struct file *file,		\
+			struct kobject *kobj, const struct bin_attribute *attr,	\
+			char *buf, loff_t off, size_t count)			\
+	{ return body; }							\
+	static ssize_t __maybe_unused name##_mut(struct file *file,		\
+			struct kobject *kobj, struct bin_attribute *attr,	\
+			char *buf, loff_t off, size_t count)			\
+	{ return body; }
+
+OPTPROBE_BIN_CALLBACKS(control_write,
+	optprobe_sysfs_control_write(file, buf, off, count, count == PAGE_SIZE))
 
 static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr, char *buf)
 {
@@ -438,12 +459,7 @@ static ssize_t stats_show(struct kobject *kobj, struct kobj_attribute *attr, cha
 }
 
 /* A bin attribute: the listing can exceed sysfs's one-page limit. */
-static ssize_t probes_read(struct file *file, struct kobject *kobj,
-			   struct bin_attribute *attr, char *buf, loff_t off,
-			   size_t count)
-{
-	return optprobe_sysfs_probes_read(buf, off, count);
-}
+OPTPROBE_BIN_CALLBACKS(probes_read, optprobe_sysfs_probes_read(buf, off, count))
 
 /* auto: 0/1, root only; writing applies it before returning. */
 static ssize_t auto_show(struct kobject *kobj, struct kobj_attribute *attr, char *buf)
@@ -467,19 +483,20 @@ static struct kobj_attribute auto_attr = __ATTR(auto, 0600, auto_show, auto_stor
 /* Root only: writing attaches code to the kernel; the listing has addresses. */
 static struct bin_attribute control_attr = {
 	.attr = { .name = "control", .mode = 0200 },
-	.write = control_write,
+	.write = OPTPROBE_BIN_CALLBACK(write, control_write_const, control_write_mut),
 };
 static struct kobj_attribute stats_attr = __ATTR(stats, 0400, stats_show, NULL);
 static struct bin_attribute probes_attr = {
 	.attr = { .name = "probes", .mode = 0400 },
-	.read = probes_read,
+	.read = OPTPROBE_BIN_CALLBACK(read, probes_read_const, probes_read_mut),
 };
 static struct attribute *optprobe_attrs[] = {
 	&stats_attr.attr,
 	&auto_attr.attr,
 	NULL,
 };
-static struct bin_attribute *optprobe_bin_attrs[] = {
+/* The element type of attribute_group.bin_attrs: const since 6.13. */
+static typeof(*((struct attribute_group *)NULL)->bin_attrs) optprobe_bin_attrs[] = {
 	&control_attr,
 	&probes_attr,
 	NULL,

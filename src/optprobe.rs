@@ -18,6 +18,7 @@ pub mod tramp;
 // Kernel-facing parts.
 pub mod api;
 mod c_abi;
+mod compat;
 mod entry;
 mod foreign;
 mod global;
@@ -52,10 +53,21 @@ mod bindings {
 use kernel::error::code;
 use kernel::prelude::*;
 
+// `module!` took `author:` up to 6.12 and takes `authors: [..]` since;
+// Kbuild's cfg says which this kernel's macro wants.
+#[cfg(not(optprobe_module_authors))]
 module! {
     type: OptprobeModule,
     name: "optprobe",
     author: "optprobe developers",
+    description: "Optimized kprobes for arm64: direct branches to trampolines",
+    license: "GPL",
+}
+#[cfg(optprobe_module_authors)]
+module! {
+    type: OptprobeModule,
+    name: "optprobe",
+    authors: ["optprobe developers"],
     description: "Optimized kprobes for arm64: direct branches to trampolines",
     license: "GPL",
 }

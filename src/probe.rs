@@ -345,18 +345,22 @@ fn targets_function_entry(spec: &Spec) -> bool {
     }
 }
 
-fn describe_target(spec: &Spec) -> impl core::fmt::Display + '_ {
-    struct D<'a>(&'a Spec);
-    impl core::fmt::Display for D<'_> {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            if !self.0.symbol.is_empty() {
-                write!(f, "{}+{:#x}", self.0.symbol.as_str(), self.0.offset)
-            } else {
-                write!(f, "{:#x}", self.0.addr)
-            }
+/// A probe target as the user named it: `symbol+offset`, or the address.
+struct TargetName<'a>(&'a Spec);
+
+impl core::fmt::Display for TargetName<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if !self.0.symbol.is_empty() {
+            write!(f, "{}+{:#x}", self.0.symbol.as_str(), self.0.offset)
+        } else {
+            write!(f, "{:#x}", self.0.addr)
         }
     }
-    D(spec)
+}
+crate::compat::impl_kernel_display!(TargetName<'_>);
+
+fn describe_target(spec: &Spec) -> TargetName<'_> {
+    TargetName(spec)
 }
 
 /// Is `addr` in the 8 bytes just before a function, where ftrace with

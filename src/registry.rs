@@ -68,6 +68,7 @@ impl core::fmt::Display for Key {
         }
     }
 }
+crate::compat::impl_kernel_display!(Key);
 
 /// All probes and trampoline pages.
 ///
