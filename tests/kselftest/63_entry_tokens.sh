@@ -11,7 +11,10 @@
 grep -qw bti /proc/cpuinfo || skip "BTI not enforced: entry probes are branches here"
 T=/sys/kernel/tracing
 grep -q ' /sys/kernel/tracing ' /proc/mounts || mount -t tracefs nodev $T
+# optflips= and optstorm_us= (make test-debug: fewer flips, a slower storm,
+# so KASAN and lockdep on 4 emulated vCPUs leave the RCU GP kthread time).
 FLIPS=$(sed -n "s/.*optflips=\([0-9]*\).*/\1/p" /proc/cmdline); FLIPS=${FLIPS:-1000}
+STORM_US=$(sed -n "s/.*optstorm_us=\([0-9]*\).*/\1/p" /proc/cmdline); STORM_US=${STORM_US:-100}
 load_all
 echo optprobe_target_token > $T/set_graph_function
 rm -f /tmp/graph.stop
@@ -26,13 +29,13 @@ rm -f /tmp/graph.stop
 ) &
 toggler=$!
 t0=$(date +%s)
-insmod $M/optprobe_ktest.ko case=entry_tokens flips=$FLIPS; rc=$?
+insmod $M/optprobe_ktest.ko case=entry_tokens flips=$FLIPS storm_us=$STORM_US; rc=$?
 touch /tmp/graph.stop; wait $toggler
 echo nop > $T/current_tracer; echo > $T/set_graph_function
 dmesg | grep 'entry_tokens' | tail -4 | sed 's/^\[[ 0-9.]*\] //'
 [ $rc = 0 ] || fail "entry_tokens failed"
 rmmod optprobe_ktest
-info "$FLIPS flips in $(( $(date +%s) - t0 )) s; function_graph attached and detached $(cat /tmp/graph.count) times"
+info "$FLIPS flips (storm every $STORM_US us) in $(( $(date +%s) - t0 )) s; function_graph attached and detached $(cat /tmp/graph.count) times"
 [ "$(statval carriers)" = 0 ] || fail "carriers left: $(statval carriers)"
 cleanup
 echo "ok"

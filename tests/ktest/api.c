@@ -3,6 +3,12 @@
  * optprobe_ktest: the C ABI cases -- hits, flags, fallback, backtrace, scale, coexist.
  */
 #include "ktest.h"
+/* 6.12's pt_regs has u64 pmr_save, 6.13+'s u32 pmr (Kbuild detects which). */
+#ifdef OPTPROBE_PT_REGS_PMR_SAVE
+#define PT_REGS_PMR(regs) ((regs)->pmr_save)
+#else
+#define PT_REGS_PMR(regs) ((regs)->pmr)
+#endif
 
 /* --- hits: handler runs once per call and sees the right registers ------- */
 
@@ -453,9 +459,11 @@ int case_regs(void)
 	optprobe_target_args(1, 2, 3, 4, 5, 6, 7, 8);
 	preempt_enable();
 	CHECK(regs_seen.sdei_ttbr1 == 0, "sdei_ttbr1 %llx", regs_seen.sdei_ttbr1);
-	CHECK(regs_seen.pmr_save == want_pmr, "pmr_save %llx, want %llx", regs_seen.pmr_save, want_pmr);
-	CHECK(regs_seen.lockdep_hardirqs == 0, "lockdep_hardirqs %llx", regs_seen.lockdep_hardirqs);
-	CHECK(regs_seen.exit_rcu == 0, "exit_rcu %llx", regs_seen.exit_rcu);
+	CHECK(PT_REGS_PMR(&regs_seen) == want_pmr, "pmr %llx, want %llx", (u64)PT_REGS_PMR(&regs_seen), want_pmr);
+	/* After the frame record: 6.12's lockdep_hardirqs and exit_rcu, 6.13+'s frame type. */
+	CHECK(!memchr_inv((u8 *)&regs_seen.stackframe + 16, 0,
+			  sizeof(regs_seen) - offsetof(struct pt_regs, stackframe) - 16),
+	      "pt_regs after the frame record is not zero");
 	CHECK(interrupts_enabled(&regs_seen), "interrupts_enabled() is false in a context with interrupts on");
 	CHECK((regs_seen.pstate & PSR_PAN_BIT) == (pan & PSR_PAN_BIT), "pstate %llx: PAN %s, the CPU's is %s",
 	      regs_seen.pstate, regs_seen.pstate & PSR_PAN_BIT ? "set" : "clear", pan & PSR_PAN_BIT ? "set" : "clear");
@@ -463,8 +471,8 @@ int case_regs(void)
 	CHECK(!(regs_seen.pstate & ~(u64)(0xf0000000 | PSR_D_BIT | PSR_A_BIT | PSR_I_BIT | PSR_F_BIT |
 					  PSR_PAN_BIT | 0xf)),
 	      "pstate %llx has undocumented bits", regs_seen.pstate);
-	pr_info("optprobe_ktest: regs: pstate %llx (PAN %s), pmr_save %llx, the rest 0\n", regs_seen.pstate,
-		pan ? "on" : "off", regs_seen.pmr_save);
+	pr_info("optprobe_ktest: regs: pstate %llx (PAN %s), pmr %llx, the rest 0\n", regs_seen.pstate,
+		pan ? "on" : "off", (u64)PT_REGS_PMR(&regs_seen));
 out:
 	optprobe_unregister(d.probe);
 	return ret;

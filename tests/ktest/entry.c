@@ -23,8 +23,12 @@ unsigned int flips = 1000;
 module_param(flips, uint, 0);
 MODULE_PARM_DESC(flips, "entry_tokens: BRK <-> ftrace flips (default 1000)");
 
+unsigned int storm_us = 100;
+module_param(storm_us, uint, 0);
+MODULE_PARM_DESC(storm_us, "entry_tokens: period of the per-CPU hrtimer storm in us (default 100)");
+
 #define TOKENS (1UL << 24)
-#define STORM_NS 100000
+#define STORM_NS ((u64)storm_us * NSEC_PER_USEC)
 #define WORKERS 8
 
 static unsigned long *tok_map;
@@ -86,8 +90,13 @@ static void tok_timer_start(void *unused)
 {
 	struct hrtimer *t = this_cpu_ptr(&tok_timer);
 
+	/* hrtimer_setup() replaced hrtimer_init() in 6.15 (Kbuild detects it). */
+#ifdef OPTPROBE_HAVE_HRTIMER_SETUP
+	hrtimer_setup(t, tok_tick, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
+#else
 	hrtimer_init(t, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
 	t->function = tok_tick;
+#endif
 	hrtimer_start(t, ns_to_ktime(STORM_NS), HRTIMER_MODE_REL_PINNED_HARD);
 }
 

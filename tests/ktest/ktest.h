@@ -17,6 +17,7 @@
 #include <linux/kthread.h>
 #include <linux/module.h>
 #include <linux/random.h>
+#include <linux/prandom.h>
 #include <linux/slab.h>
 #include <linux/stacktrace.h>
 #include <linux/string.h>
@@ -24,7 +25,7 @@
 #include <linux/ktime.h>
 #include <linux/math64.h>
 #include <asm/ptrace.h>
-#include <asm/neon.h>
+#include <asm/fpu.h>
 #include <asm/pgtable.h>
 #include <asm/cpufeature.h>
 #include <asm/sysreg.h>

@@ -28,9 +28,9 @@ static void reloc_run(const struct optprobe_reloc_case *c, u64 *out, u64 *lr)
 	for (i = 0; i < RELOC_INPUTS; i++) {
 		optprobe_reloc_seen_lr = 0;
 		if (c->flags & OPTPROBE_RELOC_FP) {
-			kernel_neon_begin();
+			kernel_fpu_begin();
 			out[i] = c->fn(reloc_inputs[i][0], reloc_inputs[i][1]);
-			kernel_neon_end();
+			kernel_fpu_end();
 		} else {
 			out[i] = c->fn(reloc_inputs[i][0], reloc_inputs[i][1]);
 		}
