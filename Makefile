@@ -2,10 +2,10 @@
 # optprobe: out-of-tree module build plus the project's test bed.
 #
 #   make                 build optprobe.ko (and the test modules) against KDIR
-#   make test            everything: bootstrap, host tests, kernel, module, QEMU (KASLR + nokaslr)
+#   make test            everything: bootstrap, host tests, then on 6.12 and 7.2: kernel, module, QEMU boots
 #   make demo            boot QEMU, attach probes, show their state and cost
 #   make bench           one boot: per-hit cost vs kprobe and ftrace, scaling, registration, memory
-#   make kernel          build (or reuse) the cached test kernel
+#   make kernel          build (or reuse) the cached test kernel (OPTPROBE_KERNEL=6.12 or 7.2)
 #   make preflight       can KDIR (default: the test kernel) build and run optprobe? one line per requirement
 #   make coverage        classify every instruction of the test kernel's .text
 #   make test-exhaustive the classifier against the oracle on all 2^32 words
@@ -58,7 +58,8 @@ test-long:
 
 test-debug:
 	@mkdir -p build
-	@OPTPROBE_EXTRA_CONFIG=$(REPO)/tests/config.debug OPTPROBE_TEST_TIMEOUT=3000 bash scripts/run-tests
+	@OPTPROBE_KERNELS=6.12 OPTPROBE_EXTRA_CONFIG=$(REPO)/tests/config.debug OPTPROBE_TEST_TIMEOUT=3000 \
+		OPTPROBE_GUEST_APPEND="optflips=100 optstorm_us=1000" bash scripts/run-tests
 
 test-exhaustive: bootstrap
 	@$(ENV) && cd tests/host && cargo test --release --test sweep -- --ignored --nocapture
