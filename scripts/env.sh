@@ -3,7 +3,11 @@
 : "${OPTPROBE_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/optprobe}"
 export OPTPROBE_CACHE
 export PATH="/usr/lib/llvm-19/bin:$OPTPROBE_CACHE/bindgen/bin:$PATH"
-export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+# bindgen's libclang: bootstrap's clang 19, unless the caller chose one or this
+# machine has no clang 19 (a chroot with another: bindgen then finds its own).
+if [ -z "${LIBCLANG_PATH:-}" ] && [ -d /usr/lib/llvm-19/lib ]; then
+    export LIBCLANG_PATH=/usr/lib/llvm-19/lib
+fi
 # The host crate's cargo target lives outside the repo: a module clean
 # (make M=<repo> clean) deletes every *.o and *.a below the module directory,
 # cargo's included, even while cargo is linking (run-tests runs both at once).
@@ -23,7 +27,7 @@ SID_APT="$OPTPROBE_CACHE/apt-sid"
 case "$OPTPROBE_KERNEL" in
     6.12) ksrc_ver=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null | tr '~:' '__' || echo none)
           KSRC_TARBALL_DEB="";;
-    7.2)  KSRC_TARBALL_DEB=$(ls "$SID_APT"/debs/linux-source-7.2_*_all.deb 2>/dev/null | sort -V | tail -1)
+    7.2)  KSRC_TARBALL_DEB=$({ ls "$SID_APT"/debs/linux-source-7.2_*_all.deb 2>/dev/null || true; } | sort -V | tail -1)
           ksrc_ver=$(basename "${KSRC_TARBALL_DEB:-none}" | sed -n 's/^linux-source-7\.2_\(.*\)_all\.deb$/\1/p' | tr '~:+' '___')
           ksrc_ver=7.2-${ksrc_ver:-none};;
     *)    echo "env.sh: OPTPROBE_KERNEL=$OPTPROBE_KERNEL: only 6.12 and 7.2 are known" >&2
