@@ -23,5 +23,6 @@ cp "$kdir/.config" "$tmp/noart/.config"
 check "no rust/*.rmeta (as Debian's headers)" 1 "^MISSING  Rust build artifacts" --kdir "$tmp/noart" --rustc /usr/bin/rustc
 sed 's/^CONFIG_RUSTC_VERSION=.*/CONFIG_RUSTC_VERSION=109701/' "$kdir/.config" > "$tmp/noart/.config"
 check "another rustc built the kernel" 1 "^MISSING  rustc: .*built by rustc 1.97.1" --kdir "$tmp/noart" --rustc /usr/bin/rustc
+LIBCLANG_PATH=$tmp/none check "LIBCLANG_PATH without libclang" 1 "^MISSING  libclang: LIBCLANG_PATH=" --kdir "$kdir" --rustc /usr/bin/rustc
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
