@@ -11,6 +11,8 @@
 #   make test-exhaustive the classifier against the oracle on all 2^32 words
 #   make test-long       make test with torture 60 s, boundary workload 120 s, ftrace group baseline
 #   make test-debug      the whole suite on a second kernel with lockdep, KASAN, kmemleak
+#   make rust-analyzer   rust-project.json for the module against KDIR (as the kernel's target for in-tree code)
+#   make test-debian     the suite in Debian sid's own arm64 kernel, Rust artifacts reproduced in a sid chroot
 #   make clean
 #
 # KDIR defaults to the cached test kernel; point it at your own build tree
@@ -21,11 +23,13 @@ REPO := $(CURDIR)
 ENV := source $(REPO)/scripts/env.sh
 KDIR ?= $(shell $(REPO)/scripts/build-kernel --dir)
 ARCH ?= arm64
-LLVM ?= 1
+# The kernel's own compiler: LLVM=1 for a clang-built kernel (our test
+# kernels), nothing for a GCC-built one (Debian's).
+LLVM ?= $(if $(shell grep -qs '^CONFIG_CC_IS_GCC=y' $(KDIR)/.config && echo gcc),,1)
 RUSTC ?= /usr/bin/rustc
 KMAKE = $(ENV) && $(MAKE) -C $(KDIR) M=$(REPO) ARCH=$(ARCH) LLVM=$(LLVM) RUSTC=$(RUSTC)
 
-.PHONY: preflight all modules kernel bootstrap test test-long test-exhaustive test-debug coverage demo bench modules-clean clean
+.PHONY: preflight all modules kernel bootstrap test test-long test-exhaustive test-debug test-debian rust-analyzer coverage demo bench modules-clean clean
 
 all: modules
 
@@ -60,6 +64,16 @@ test-debug:
 	@mkdir -p build
 	@OPTPROBE_KERNELS=6.12 OPTPROBE_EXTRA_CONFIG=$(REPO)/tests/config.debug OPTPROBE_TEST_TIMEOUT=3000 \
 		OPTPROBE_GUEST_APPEND="optflips=100 optstorm_us=1000" bash scripts/run-tests
+
+# rust-project.json for rust-analyzer: the kernel's target, plus the
+# optprobe crate with the cfgs of its last build (scripts/rust-analyzer).
+rust-analyzer: modules
+	+$(ENV) && $(MAKE) -C $(KDIR) ARCH=$(ARCH) LLVM=$(LLVM) RUSTC=$(RUSTC) rust-analyzer
+	@python3 scripts/rust-analyzer $(REPO) $(KDIR)
+
+test-debian:
+	@mkdir -p build
+	@bash scripts/test-debian
 
 test-exhaustive: bootstrap
 	@$(ENV) && cd tests/host && cargo test --release --test sweep -- --ignored --nocapture
