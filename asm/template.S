@@ -40,7 +40,7 @@
 #define OPTPROBE_MAX_RELOC	6
 /* Must equal tramp::SLOT_SIZE. */
 #define OPTPROBE_SLOT_SIZE	320
-#define S_ORIG_X0	(S_SYSCALLNO - 8)
+#define S_ORIG_X0	(S_SYSCALLNO - 8)	/* checked below */
 /*
  * Two pt_regs layouts, told apart by asm-offsets (checked below):
  *   6.12:  orig_x0, s32 syscallno, u32 unused, sdei_ttbr1, u64 pmr_save,
@@ -168,6 +168,9 @@ SYM_INNER_LABEL(optprobe_tmpl_end, SYM_L_GLOBAL)
 SYM_DATA_END(optprobe_tmpl_start)
 
 /* Build-time checks of the layout the Rust side relies on. */
+	.if (S_SYSCALLNO != S_PSTATE + 16)
+	.error "orig_x0 does not follow pstate as S_ORIG_X0 assumes"
+	.endif
 #if OPTPROBE_PT_REGS_PMR_SAVE
 	.if (S_ORIG_X0 + 16 != S_SDEI_TTBR1) || (S_PMR_SAVE != S_SDEI_TTBR1 + 8) || (S_STACKFRAME != S_PMR_SAVE + 8) || (PT_REGS_SIZE != S_STACKFRAME + 32)
 	.error "struct pt_regs is not laid out as this template expects (6.12)"

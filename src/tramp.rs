@@ -17,8 +17,8 @@ pub struct Layout {
     /// Two instructions that add PSTATE.PAN to the saved pstate (`nop`s in
     /// the template).
     pub pan: usize,
-    /// The instruction that puts `pmr_save` in x2 (`mov x2, #GIC_PRIO_IRQON`
-    /// in the template).
+    /// The instruction that puts the saved priority mask (6.12's `pmr_save`,
+    /// 6.13+'s `pmr`) in x2 (`mov x2, #GIC_PRIO_IRQON` in the template).
     pub pmr: usize,
     /// The frame link instruction.
     pub frame_link: usize,

@@ -28,7 +28,7 @@ module_param(storm_us, uint, 0);
 MODULE_PARM_DESC(storm_us, "entry_tokens: period of the per-CPU hrtimer storm in us (default 100)");
 
 #define TOKENS (1UL << 24)
-#define STORM_NS ((u64)storm_us * NSEC_PER_USEC)
+#define STORM_NS ((u64)max(storm_us, 1U) * NSEC_PER_USEC)
 #define WORKERS 8
 
 static unsigned long *tok_map;
