@@ -23,6 +23,7 @@ u64 optprobe_target_work(u64 x);
 u64 optprobe_target_token(u64 token);
 int optprobe_target_failable(u64 x);
 u64 optprobe_target_event(u64, u64, u64, u64, u64, u64, u64, u64);
+u64 optprobe_target_event_fixed_x8(u64, u64, u64, u64, u64, u64, u64, u64);
 extern u32 optprobe_target_args_insn[], optprobe_target_call_args_ret[];
 extern u32 optprobe_target_adrp_insn[], optprobe_target_many_insns[];
 extern u64 optprobe_target_caller_sp;

@@ -26,6 +26,20 @@ SYM_INNER_LABEL(optprobe_target_args_insn, SYM_L_GLOBAL)
 SYM_FUNC_END(optprobe_target_args)
 
 /*
+ * u64 optprobe_target_event_fixed_x8(a0..a7): a tail call of the C function
+ * optprobe_target_event with x8 = a0 ^ 0x5a5a. x8 is no argument, so a C
+ * caller leaves whatever its compiler had there (GCC: a leftover from
+ * ktime_get_ns(), different each run); the fire parameter calls through
+ * here so that %x8 at the probe is the same in a BRK run and an optimized
+ * run, which the parity tests compare.
+ */
+SYM_FUNC_START(optprobe_target_event_fixed_x8)
+	mov	x8, #0x5a5a
+	eor	x8, x8, x0
+	b	optprobe_target_event
+SYM_FUNC_END(optprobe_target_event_fixed_x8)
+
+/*
  * u64 optprobe_target_call_args(a0..a7): builds a frame, records its sp in
  * optprobe_target_caller_sp, calls optprobe_target_args. A handler at
  * optprobe_target_args_insn must see sp == optprobe_target_caller_sp and

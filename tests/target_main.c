@@ -28,6 +28,24 @@ noinline u64 optprobe_target_work(u64 x)
 }
 
 EXPORT_SYMBOL_GPL(optprobe_target_work);
+
+/*
+ * entry_landing_pad: 1 when a C function's sym+0 here is "bti c" or "bti jc",
+ * i.e. this kernel (and so this module) was built for BTI. A kernel built
+ * without it (GCC-built Debian) has an ordinary first instruction even on a
+ * CPU with BTI. The tests combine it with cpuinfo's "bti" (the CPU enforces
+ * landing pads; arm64.nobti hides it) to know whether function entry is a
+ * landing pad, without asking optprobe.
+ */
+static int entry_pad_get(char *buf, const struct kernel_param *kp)
+{
+	u32 insn = le32_to_cpu(*(const __le32 *)(const void *)optprobe_target_work);
+
+	return sysfs_emit(buf, "%d\n", insn == 0xd503245f || insn == 0xd50324df);
+}
+static const struct kernel_param_ops entry_pad_ops = { .get = entry_pad_get };
+module_param_cb(entry_landing_pad, &entry_pad_ops, NULL, 0444);
+MODULE_PARM_DESC(entry_landing_pad, "1: sym+0 of a C function is a BTI landing pad (kernel built for BTI)");
 EXPORT_SYMBOL_GPL(optprobe_target_args);
 EXPORT_SYMBOL_GPL(optprobe_target_args_insn);
 EXPORT_SYMBOL_GPL(optprobe_target_call_args);
@@ -87,7 +105,8 @@ EXPORT_SYMBOL_GPL(optprobe_target_event);
 
 /*
  * fire: writing "START COUNT" calls optprobe_target_event(START + i, 1, 2,
- * 3, 4, 5, 6, 7) for i in 0..COUNT, from this module (a fixed caller, so a
+ * 3, 4, 5, 6, 7) for i in 0..COUNT (through optprobe_target_event_fixed_x8,
+ * so x8 is fixed too), from this module (a fixed caller, so a
  * probe sees the same lr and stack on every run). The tests use the first
  * argument as a token per call. Reading gives the last sum.
  */
@@ -105,7 +124,7 @@ static noinline u64 fire_calls(u64 start, u64 count)
 	u64 i, sum = 0;
 
 	for (i = 0; i < count; i++) {
-		sum += optprobe_target_event(start + i, 1, 2, 3, 4, 5, 6, 7);
+		sum += optprobe_target_event_fixed_x8(start + i, 1, 2, 3, 4, 5, 6, 7);
 		if (!(i & 1023))
 			cond_resched();
 	}

@@ -9,9 +9,10 @@ ctl "p:adrp optprobe_target_adrp+4" || fail "add adrp"
 ctl "p:blr optprobe_target_blr_insn" || fail "add blr"
 cat $SYS/probes
 [ "$(state args)" = optimized ] || fail "args: $(state args) ($(reason args))"
-# sym+0 is "bti c": a landing pad where BTI is enforced (the CPU feature
-# shows in cpuinfo), an ordinary hint with arm64.nobti.
-if grep -qw bti /proc/cpuinfo; then
+# sym+0 is "bti c": a landing pad where the kernel is built for BTI and the
+# CPU enforces it, an ordinary hint with arm64.nobti; a kernel built without
+# BTI (GCC-built Debian) has no landing pad there at all.
+if entry_is_landing_pad; then
     [ "$(state entry)" = kprobe ] || fail "entry (bti) optimized"
     [ "$(reason entry)" = "BTI landing pad (notrace: no ftrace call site)" ] || fail "entry reason '$(reason entry)'"
 else

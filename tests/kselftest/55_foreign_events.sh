@@ -58,10 +58,7 @@ run_calls 1 50
 body > /tmp/opt.txt
 hits=$(site_field 5)
 [ "$hits" -ge 50 ] || fail "optimized: $hits hits counted, want >= 50"
-if ! cmp -s /tmp/brk.txt /tmp/opt.txt; then
-    diff /tmp/brk.txt /tmp/opt.txt | head -8
-    fail "trace bodies differ between BRK and optimized"
-fi
+same_or_fail /tmp/brk.txt /tmp/opt.txt "trace bodies differ between BRK and optimized"
 info "trace parity: $(wc -l < /tmp/opt.txt) events identical; first: $(head -1 /tmp/opt.txt)"
 [ "$(statval foreign_optimized)" = 1 ] || fail "stats: foreign_optimized $(statval foreign_optimized)"
 
@@ -92,7 +89,7 @@ ctl "o 0x$addr" > /dev/null || fail "'o 0xADDR' refused"
 [ "$(site_field 4)" = optimized ] || fail "after 'o 0xADDR': state $(site_field 4)"
 run_calls 1 50
 body > /tmp/opt2.txt
-cmp -s /tmp/brk.txt /tmp/opt2.txt || fail "trace bodies differ after 'o'"
+same_or_fail /tmp/brk.txt /tmp/opt2.txt "trace bodies differ after 'o'"
 # auto=1 with an explicit -o: excluded.
 echo 1 > $SYS/auto
 ctl "-o 0x$addr" > /dev/null || fail "'-o 0xADDR' refused"
@@ -130,7 +127,7 @@ for c in post:post-handler other:"handler not allowed"; do
     case "$(site_reason)" in *"$want"*) ;; *) fail "$kind kprobe joined: reason '$(site_reason)'" ;; esac
     run_calls 1 50
     body > /tmp/mixed.txt
-    cmp -s /tmp/brk.txt /tmp/mixed.txt || fail "trace bodies differ with the $kind kprobe"
+    same_or_fail /tmp/brk.txt /tmp/mixed.txt "trace bodies differ with the $kind kprobe"
     rmmod optprobe_ktest
     ms=$(wait_state optimized) || fail "$kind kprobe left: not optimized: $(site_reason)"
 done
@@ -194,7 +191,7 @@ ms=$(wait_state optimized) || fail "insmod auto=1: not optimized: $(site_reason)
 info "insmod auto=1: optimized after ${ms} ms"
 run_calls 1 50
 body > /tmp/opt3.txt
-cmp -s /tmp/brk.txt /tmp/opt3.txt || fail "trace bodies differ (insmod auto=1)"
+same_or_fail /tmp/brk.txt /tmp/opt3.txt "trace bodies differ (insmod auto=1)"
 # The probed module unloads under a carried event: the carrier goes with
 # the module (our notifier runs first), the core marks the kprobe gone.
 # An event named MODULE:SYMBOL comes back with its module (kprobe_events
@@ -225,7 +222,7 @@ body > /tmp/opt4.txt
 rmmod optprobe || fail "rmmod with a carried event"
 run_calls 1 50
 body > /tmp/after.txt
-cmp -s /tmp/opt4.txt /tmp/after.txt || fail "trace bodies differ after rmmod optprobe"
+same_or_fail /tmp/opt4.txt /tmp/after.txt "trace bodies differ after rmmod optprobe"
 cleanup_events
 cleanup
 echo "ok"

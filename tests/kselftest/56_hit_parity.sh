@@ -11,11 +11,15 @@ T=/sys/kernel/tracing
 grep -q ' /sys/kernel/tracing ' /proc/mounts || mount -t tracefs nodev $T
 E=/sys/kernel/debug/kprobes/enabled
 FIRE=/sys/module/optprobe_target/parameters/fire
-SITE=optprobe_target_event+12
 ROUNDS=${ROUNDS:-48} BATCH=${BATCH:-100}
 [ "$OPTLONG" = 1 ] && ROUNDS=200
 
 load_all auto=1
+# The token is x0 on entry: probe the first body instruction (clang: +12,
+# GCC: +8), before the compiler reuses x0.
+OFF=$(event_body_offset)
+SITE=optprobe_target_event+$OFF
+LISTED=$(printf 'optprobe_target_event+0x%x' $OFF)
 echo > $T/kprobe_events
 echo 4096 > $T/buffer_size_kb
 echo "p:optp/tok $SITE tok=%x0:u64" >> $T/kprobe_events || fail "add event"
@@ -55,7 +59,7 @@ while [ $r -lt $ROUNDS ]; do
         3) echo 0 > $E; on=0 ;;
         *) on=1 ;;
     esac
-    [ "$(awk -v s=optprobe_target_event+0xc '$2 == s && $1 ~ /^@/ { print $4 }' $SYS/probes)" = optimized ] &&
+    [ "$(awk -v s=$LISTED '$2 == s && $1 ~ /^@/ { print $4 }' $SYS/probes)" = optimized ] &&
         optimized=$((optimized + 1))
     echo "$next $BATCH" > $FIRE || fail "fire"
     [ $on = 1 ] && seq $next $((next + BATCH - 1)) >> /tmp/want

@@ -8,7 +8,6 @@
 # function_graph tracers and with debugfs kprobes/enabled, ftrace_enabled=0
 # refused, and notrace entries staying BRK with the reason.
 . /tests/kselftest/lib/common.sh
-grep -qw bti /proc/cpuinfo || skip "BTI not enforced (this boot has arm64.nobti or the CPU lacks BTI)"
 T=/sys/kernel/tracing
 D=/sys/kernel/debug
 grep -q ' /sys/kernel/tracing ' /proc/mounts || mount -t tracefs nodev $T
@@ -21,6 +20,7 @@ run_calls() { echo > $T/trace; echo "$1 $2" > $FIRE || fail "fire"; }
 nevents() { grep -v '^#' $T/trace | grep -c " $1: "; }
 
 load_all
+entry_is_landing_pad || skip "function entry is no landing pad here (arm64.nobti, no BTI in the CPU, or a kernel built without BTI)"
 # --- Our own entry probes: ftrace, never a BRK ------------------------------
 ctl "p:ent_mod optprobe_target_event+0" > /dev/null || fail "add ent_mod"
 ctl "p:ent_vfs vfs_read+0" > /dev/null || fail "add ent_vfs"
@@ -96,7 +96,7 @@ wait_state $S ftrace || fail "entry event not ftrace: $(cat $SYS/probes)"
 grep -q 'optprobe_target_event+0x0.*\[OPTIMIZED\]' $D/kprobes/list || fail "kprobes/list: $(grep optprobe_target_event $D/kprobes/list)"
 run_calls 1 50; body entry: > /tmp/ft.txt
 [ "$(wc -l < /tmp/ft.txt)" = 50 ] || fail "ftrace: $(wc -l < /tmp/ft.txt) events, want 50"
-cmp -s /tmp/brk.txt /tmp/ft.txt || { diff /tmp/brk.txt /tmp/ft.txt | head -4; fail "entry trace bodies differ (BRK vs ftrace)"; }
+same_or_fail /tmp/brk.txt /tmp/ft.txt "entry trace bodies differ (BRK vs ftrace)"
 info "entry parity: $(head -1 /tmp/ft.txt)"
 
 # --- Coexistence: the function tracer, then function_graph, on the same
@@ -138,7 +138,7 @@ wait_state $S ftrace || fail "not ftrace after kprobes/enabled 0, 1: $(site_fiel
 run_calls 1 50
 [ "$(nevents entry)" = 50 ] || fail "after repair: $(nevents entry) events"
 body entry: > /tmp/ft2.txt
-cmp -s /tmp/brk.txt /tmp/ft2.txt || fail "after kprobes/enabled toggle: bodies differ"
+same_or_fail /tmp/brk.txt /tmp/ft2.txt "after kprobes/enabled toggle: bodies differ"
 
 # --- kretprobe $retval, through BRK and through ftrace ---------------------
 echo 0 > $T/events/optp/entry/enable
@@ -152,7 +152,7 @@ echo 1 > $SYS/auto
 wait_state $S ftrace || fail "kretprobe not ftrace: $(cat $SYS/probes)"
 run_calls 1 50; body ret: > /tmp/rft.txt
 [ "$(wc -l < /tmp/rft.txt)" = 50 ] || fail "kretprobe: $(wc -l < /tmp/rft.txt) events"
-cmp -s /tmp/rbrk.txt /tmp/rft.txt || { diff /tmp/rbrk.txt /tmp/rft.txt | head -4; fail "kretprobe bodies differ"; }
+same_or_fail /tmp/rbrk.txt /tmp/rft.txt "kretprobe bodies differ"
 info "kretprobe parity: $(head -1 /tmp/rft.txt)"
 echo 0 > $T/events/optp/enable
 echo 0 > $SYS/auto

@@ -8,7 +8,6 @@
 # same function.
 . /tests/kselftest/lib/common.sh
 [ "$OPTSUITE" = cpus4 ] || skip "runs in the 4-CPU boot"
-grep -qw bti /proc/cpuinfo || skip "BTI not enforced: entry probes are branches here"
 T=/sys/kernel/tracing
 grep -q ' /sys/kernel/tracing ' /proc/mounts || mount -t tracefs nodev $T
 # optflips= and optstorm_us= (make test-debug: fewer flips, a slower storm,
@@ -16,6 +15,7 @@ grep -q ' /sys/kernel/tracing ' /proc/mounts || mount -t tracefs nodev $T
 FLIPS=$(sed -n "s/.*optflips=\([0-9]*\).*/\1/p" /proc/cmdline); FLIPS=${FLIPS:-1000}
 STORM_US=$(sed -n "s/.*optstorm_us=\([0-9]*\).*/\1/p" /proc/cmdline); STORM_US=${STORM_US:-100}
 load_all
+entry_is_landing_pad || skip "function entry is no landing pad here: entry probes are branches"
 echo optprobe_target_token > $T/set_graph_function
 rm -f /tmp/graph.stop
 (

@@ -23,6 +23,39 @@ load_all() {
     insmod $M/optprobe.ko "$@" || fail "insmod optprobe"
 }
 
+# Is function entry a BTI landing pad here? The kernel must be built for BTI
+# (optprobe_target's sym+0 is "bti c"; needs optprobe_target loaded) and the
+# CPU must enforce it (cpuinfo's "bti"; arm64.nobti hides it).
+# A missing parameter fails the test: a silent "no" would turn tests that
+# need a landing pad into skips.
+entry_is_landing_pad() {
+    pad=/sys/module/optprobe_target/parameters/entry_landing_pad
+    [ -r $pad ] || fail "$pad missing (optprobe_target not loaded, or built from older sources)"
+    grep -qw bti /proc/cpuinfo && [ "$(cat $pad)" = 1 ]
+}
+
+# The offset of optprobe_target_event's first body instruction, just after
+# its ftrace call site (the BL that available_filter_functions_addrs lists):
+# 12 on a BTI kernel ("bti c", "mov x9, x30", BL), 8 without. There x0 still
+# holds the first argument, whatever the compiler does next. Needs
+# optprobe_target loaded and tracefs mounted.
+event_body_offset() {
+    ip=$(awk '$2 == "optprobe_target_event" { print $1; exit }' /sys/kernel/tracing/available_filter_functions_addrs)
+    sym=$(awk '$3 == "optprobe_target_event" { print $1; exit }' /proc/kallsyms)
+    [ -n "$ip" ] && [ -n "$sym" ] || fail "cannot find optprobe_target_event's ftrace call site"
+    # The low 32 bits of each: busybox arithmetic is signed 64-bit.
+    echo $(( 0x${ip#????????} + 4 - 0x${sym#????????} ))
+}
+
+# Fail with $3 unless files $1 and $2 are identical; shows the first lines
+# of each side (busybox diff is unified).
+same_or_fail() {
+    cmp -s "$1" "$2" && return 0
+    diff "$1" "$2" | grep '^-[^-]' | head -2
+    diff "$1" "$2" | grep '^+[^+]' | head -2
+    fail "$3"
+}
+
 # Wait up to 5 s for the kernel log to contain $1.
 wait_log() {
     i=0
