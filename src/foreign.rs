@@ -121,6 +121,23 @@ impl Settings {
         }
     }
 
+    /// Forget the refusals at addresses `inside` a module that is coming or
+    /// going: its text is new, or about to be freed. A carrier refused while
+    /// the module was going (kprobes refuses a GOING module) must not stay
+    /// refused when the module comes back at the same address: kprobe_events
+    /// re-registers the same kprobe there, so the refusal's members still
+    /// match.
+    pub(crate) fn forget_refusals_where(&mut self, inside: impl Fn(usize) -> bool) {
+        let mut i = 0;
+        while i < self.refused.len() {
+            if inside(self.refused.as_slice()[i].addr) {
+                crate::kvec::swap_remove(&mut self.refused, i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     pub(crate) fn is_stopped(&self) -> bool {
         self.stopped
     }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Module state changes, ahead of the kprobes core's own notifier: at LIVE the
 //! probes in the module's init text (about to be freed) are retired and
-//! listed as gone; at GOING the probes inside the module are removed. Calls
-//! `sysfs` and `registry`.
+//! listed as gone; at GOING the probes inside the module are removed; at
+//! COMING and GOING the foreign poller's refusals inside it are forgotten.
+//! Calls `sysfs` and `registry`.
 
 use crate::probe::Probe;
 use crate::{bindings, registry, sysfs};
@@ -34,11 +35,18 @@ unsafe extern "C" fn optprobe_module_notify(
         }
         return bindings::NOTIFY_DONE as c_int;
     }
+    // SAFETY: `module` is live for the notifier's duration.
+    let inside = |addr: usize| unsafe { bindings::optprobe_within_module(addr as c_ulong, module) };
+    if action == bindings::module_state_MODULE_STATE_COMING as c_ulong {
+        // New text: no refusal made for an earlier module there holds.
+        if let Ok(reg) = registry::registry() {
+            reg.lock().foreign.forget_refusals_where(&inside);
+        }
+        return bindings::NOTIFY_DONE as c_int;
+    }
     if action != bindings::module_state_MODULE_STATE_GOING as c_ulong {
         return bindings::NOTIFY_DONE as c_int;
     }
-    // SAFETY: `module` is live for the notifier's duration.
-    let inside = |addr: usize| unsafe { bindings::optprobe_within_module(addr as c_ulong, module) };
     // Sysfs probes first (they own Registrations), then API probes.
     report("removing", sysfs::detach_where(|p| inside(p.addr)), "probe(s) in an unloading module");
     if let Ok(reg) = registry::registry() {
@@ -48,7 +56,9 @@ unsafe extern "C" fn optprobe_module_notify(
         // A caller that unloads without unregistering: its handler, post
         // handler or data would dangle. Remove its probes with it.
         report("removed", reg.detach_where(|p| owned_by(p, &inside)), "probe(s) whose handler or data live in an unloading module");
+        reg.foreign.forget_refusals_where(&inside);
     }
+    crate::test_hooks::delay(crate::test_hooks::Point::ModuleGoing);
     bindings::NOTIFY_DONE as c_int
 }
 

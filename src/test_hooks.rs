@@ -17,6 +17,9 @@ pub(crate) enum Point {
     UnoptimizeChecked,
     /// The foreign-kprobe poller, before it looks at the kprobe table.
     ForeignPoll,
+    /// A module's GOING notification, after our probes in it are gone and
+    /// before the kprobes core marks the others there gone.
+    ModuleGoing,
 }
 
 #[cfg(optprobe_test_hooks)]
@@ -26,6 +29,7 @@ impl Point {
             Point::ExitWindow => c"exit_window",
             Point::UnoptimizeChecked => c"unoptimize_checked",
             Point::ForeignPoll => c"foreign_poll",
+            Point::ModuleGoing => c"module_going",
         }
     }
 }
