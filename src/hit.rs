@@ -37,9 +37,12 @@ use core::sync::atomic::{compiler_fence, AtomicU64, AtomicUsize, Ordering};
 /// `stats` figure: probes that counted some may be gone).
 pub(crate) static PC_CHANGES: AtomicU64 = AtomicU64::new(0);
 
-/// `KPROBE_HIT_ACTIVE`, `KPROBE_HIT_SSDONE` from arch/arm64/include/asm/kprobes.h.
-const KPROBE_HIT_ACTIVE: u32 = 0x0000_0001;
-const KPROBE_HIT_SSDONE: u32 = 0x0000_0004;
+/// The kprobe status a handler runs under (include/linux/kprobes.h),
+/// from the kernel's own header: a fault in a handler, or a kprobe hit
+/// inside it, is judged by it (0x4 would be `KPROBE_REENTER`, after which a
+/// nested BRK hit is a `BUG()`).
+const KPROBE_HIT_ACTIVE: u32 = bindings::KPROBE_HIT_ACTIVE;
+const KPROBE_HIT_SSDONE: u32 = bindings::KPROBE_HIT_SSDONE;
 
 /// This CPU's per-CPU offset, as `__my_cpu_offset` reads it: tpidr_el1, or
 /// tpidr_el2 when the kernel runs at EL2 (VHE).

@@ -324,13 +324,28 @@ int case_entry_window(void)
  * hint, so the post-handler runs as after stepping it, pc = sym+4), and
  * disable/enable through the C ABI keep one hit per call.
  */
-static atomic_t post_pre, post_post, post_bad_pc;
+static atomic_t post_pre, post_post, post_bad_pc, post_bad_status;
+static struct kprobe_ctlblk __percpu *post_kcb;
+static unsigned int post_seen_status;
+
+/* The kprobe status a handler runs under, as the BRK path sets it: a fault
+ * or a kprobe hit inside the handler is judged by it. */
+static void check_status(unsigned int want)
+{
+	unsigned int status = this_cpu_ptr(post_kcb)->kprobe_status;
+
+	if (status != want) {
+		post_seen_status = status;
+		atomic_inc(&post_bad_status);
+	}
+}
 
 static void entry_pre_handler(void *data, struct pt_regs *regs)
 {
 	atomic_inc(&post_pre);
 	if (regs->pc != (unsigned long)optprobe_target_token)
 		atomic_inc(&post_bad_pc);
+	check_status(KPROBE_HIT_ACTIVE);
 }
 
 static void entry_post_handler(void *data, struct pt_regs *regs)
@@ -338,6 +353,7 @@ static void entry_post_handler(void *data, struct pt_regs *regs)
 	atomic_inc(&post_post);
 	if (regs->pc != (unsigned long)optprobe_target_token + 4)
 		atomic_inc(&post_bad_pc);
+	check_status(KPROBE_HIT_SSDONE);
 }
 
 int case_entry_post(void)
@@ -352,6 +368,9 @@ int case_entry_post(void)
 		pr_info("optprobe_ktest: entry_post: BTI not enforced, nothing goes through ftrace here\n");
 		return 0;
 	}
+	post_kcb = (void __percpu *)ktest_lookup("kprobe_ctlblk");
+	if (!post_kcb)
+		return -ENOENT;
 	ret = optprobe_register(&d);
 	CHECK(!ret, "register: %d", ret);
 	registered = 1;
@@ -375,7 +394,9 @@ int case_entry_post(void)
 	CHECK(atomic_read(&post_pre) == 110 && atomic_read(&post_post) == 110,
 	      "re-enabled: %d pre, %d post", atomic_read(&post_pre), atomic_read(&post_post));
 	CHECK(!atomic_read(&post_bad_pc), "%d handler calls saw the wrong pc", atomic_read(&post_bad_pc));
-	pr_info("optprobe_ktest: entry_post: 110 pre and 110 post hits through ftrace, pc sym+0 and sym+4\n");
+	CHECK(!atomic_read(&post_bad_status), "%d handler calls saw the wrong kprobe_status (last %#x; want %#x pre, %#x post)",
+	      atomic_read(&post_bad_status), post_seen_status, KPROBE_HIT_ACTIVE, KPROBE_HIT_SSDONE);
+	pr_info("optprobe_ktest: entry_post: 110 pre and 110 post hits through ftrace, pc sym+0 and sym+4, status active then ssdone\n");
 out:
 	if (registered)
 		optprobe_unregister(d.probe);

@@ -57,6 +57,9 @@ static inline const char *reason_of(struct optprobe *p)
 	return r ? r : "-";
 }
 
+/* An unexported kernel symbol's address, or NULL (main.c). */
+void *ktest_lookup(const char *name);
+
 /* Handlers shared by several cases (main.c). */
 void count_handler(void *data, struct pt_regs *regs);	/* atomic_inc(data) */
 void post_handler(void *data, struct pt_regs *regs);	/* does nothing */
