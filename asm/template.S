@@ -8,6 +8,8 @@
  * itself lives in .rodata and is never executed in place.
  *
  * Per copy, the module rewrites:
+ *   optprobe_tmpl_el          the exception level into pstate's mode, for
+ *                             a kernel at EL2 (VHE)
  *   optprobe_tmpl_pan         PAN into pstate, where the kernel uses PAN
  *   optprobe_tmpl_pmr         the live ICC_PMR_EL1 under pseudo-NMI
  *   optprobe_tmpl_frame_link  the frame link (see below)
@@ -17,14 +19,16 @@
  *   optprobe_tmpl_reloc_lit   literal: the relocation's 64-bit value
  *   optprobe_tmpl_probe       literal: the struct the callback receives
  *   optprobe_tmpl_pc          literal: the probe address (regs->pc)
- *   optprobe_tmpl_callback    literal: the callback's address
+ *   optprobe_tmpl_callback    literal: the callback's address (optprobe_dispatch)
  *
  * Stack while the callback runs, from the probed code's sp downwards:
  *   [sp0 - 16, sp0)               record B: {x29, x30} as at the probe
  *   [sp0 - FRAME, sp0 - 16)       struct pt_regs; its stackframe[] is record A:
  *                                 {frame link, probe address}
- * x29 points at record A while the callback runs, so an unwind from a handler
- * shows: handler ... callback, trampoline, <probed function>, then either the
+ * x29 points at record A while the callback (src/hit.rs optprobe_dispatch,
+ * which builds no frame record of its own) runs, so an unwind from a handler
+ * shows: handler, optprobe_dispatch (or optprobe_callback, then
+ * optprobe_dispatch, on the general path), <probed function>, then either the
  * caller via record B (probes before the function's own frame record exists:
  * frame link = &record B) or the function's own frame record (frame link =
  * x29, patched in per probe).
@@ -79,15 +83,17 @@ SYM_DATA_START(optprobe_tmpl_start)
 	add	x0, sp, #TRAMP_FRAME		/* sp as it was at the probe */
 	stp	x30, x0, [sp, #S_LR]
 	/*
-	 * pstate: NZCV, DAIF, M[3:0] = CurrentEL with SPSel = SP_ELx, and PAN
-	 * where the kernel uses it. Every other field reads as zero.
+	 * pstate: NZCV, DAIF, M[3:0] = the kernel's exception level with SPSel
+	 * = SP_ELx (EL1h, or EL2h where the kernel runs at EL2: constant for
+	 * the kernel's life, so patched in rather than read), and PAN where
+	 * the kernel uses it. Every other field reads as zero.
 	 */
 	mrs	x1, nzcv
 	mrs	x2, daif
 	orr	x1, x1, x2
-	mrs	x2, CurrentEL
-	orr	x1, x1, x2
-	orr	x1, x1, #1
+SYM_INNER_LABEL(optprobe_tmpl_el, SYM_L_GLOBAL)
+	orr	x1, x1, #(PSR_MODE_EL1h & ~PSR_MODE_THREAD_BIT)	/* or EL2h's */
+	orr	x1, x1, #PSR_MODE_THREAD_BIT
 SYM_INNER_LABEL(optprobe_tmpl_pan, SYM_L_GLOBAL)
 	nop					/* or "mrs x2, pan" */
 	nop					/* and "orr x1, x1, x2" */
@@ -186,6 +192,9 @@ SYM_DATA_END(optprobe_tmpl_start)
 #define TMPL_OFF(label)	(label - optprobe_tmpl_start)
 	.if (TRAMP_FRAME % 16) != 0
 	.error "trampoline frame must keep sp 16-byte aligned"
+	.endif
+	.if ((PSR_MODE_EL1h & ~PSR_MODE_THREAD_BIT) != 4) || ((PSR_MODE_EL2h & ~PSR_MODE_THREAD_BIT) != 8) || (PSR_MODE_THREAD_BIT != 1)
+	.error "the pstate mode bits are not as insn::ORR_X1_X1_EL2 assumes"
 	.endif
 	.if (TMPL_OFF(optprobe_tmpl_frame_link) % 4) || (TMPL_OFF(optprobe_tmpl_orig_insn) % 4)
 	.error "template instructions must be 4-byte aligned"

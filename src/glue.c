@@ -46,13 +46,9 @@
 #undef auto
 
 /*
- * What the hit path (src/hit.rs) needs to do preempt_disable(),
- * preempt_enable() and this_cpu_ptr() inline: where the preempt count sits in
- * thread_info (current is in sp_el0), whether this config keeps it, and
- * which register holds the per-CPU offset (tpidr_el2 with VHE).
+ * What the hit path (src/hit.rs) needs to do this_cpu_ptr() inline: which
+ * register holds the per-CPU offset (tpidr_el2 with VHE).
  */
-unsigned long optprobe_ti_preempt_offset(void) { return offsetof(struct thread_info, preempt_count); }
-bool optprobe_has_preempt_count(void) { return IS_ENABLED(CONFIG_PREEMPT_COUNT); }
 bool optprobe_percpu_in_tpidr_el2(void) { return cpus_have_final_cap(ARM64_HAS_VIRT_HOST_EXTN); }
 /* The rare end of an inline preempt_enable(): the count reached zero with a
  * reschedule pending. Going through the C pair keeps the config's policy
@@ -275,7 +271,8 @@ static void notrace optprobe_ftrace_func(unsigned long ip, unsigned long parent_
 	regs.sp = f->sp;
 	regs.orig_x0 = f->regs[0];
 	regs.syscallno = NO_SYSCALL;
-	regs.pstate = PSR_MODE_EL1h | (read_sysreg(daif) & (PSR_D_BIT | PSR_A_BIT | PSR_I_BIT | PSR_F_BIT));
+	regs.pstate = (is_kernel_in_hyp_mode() ? PSR_MODE_EL2h : PSR_MODE_EL1h) |
+		      (read_sysreg(daif) & (PSR_D_BIT | PSR_A_BIT | PSR_I_BIT | PSR_F_BIT));
 	/* Recursion (a handler calling a probed function) is refused, as
 	 * ftrace's own guard does; masking interrupts also keeps the task on
 	 * this CPU while the hit uses per-CPU state. */
@@ -361,7 +358,8 @@ int optprobe_ftrace_attach(void *probe, unsigned long site, void **handle) { ret
 int optprobe_ftrace_detach(void *handle) { return 0; }
 #endif
 
-/* The hit path: trampoline -> callback -> pre-handler -> handler dispatch. */
+/* The hit path: trampoline -> dispatch [-> callback -> pre-handler] -> handler. */
+NOKPROBE_SYMBOL(optprobe_dispatch);
 NOKPROBE_SYMBOL(optprobe_callback);
 NOKPROBE_SYMBOL(optprobe_kp_pre_handler);
 NOKPROBE_SYMBOL(optprobe_kp_post_handler);

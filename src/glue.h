@@ -14,8 +14,6 @@
 struct pt_regs;
 struct attribute_group;
 
-unsigned long optprobe_ti_preempt_offset(void);
-bool optprobe_has_preempt_count(void);
 bool optprobe_percpu_in_tpidr_el2(void);
 void optprobe_preempt_resched(void);
 void *optprobe_per_cpu_ptr(void *percpu_ptr, int cpu);
@@ -57,6 +55,7 @@ int optprobe_kp_pre_handler(struct kprobe *kp, struct pt_regs *regs);
 void optprobe_kp_post_handler(struct kprobe *kp, struct pt_regs *regs, unsigned long flags);
 void optprobe_rust_dispatch(void *data, struct pt_regs *regs);
 void optprobe_callback(void *probe, struct pt_regs *regs);
+void optprobe_dispatch(void *probe, struct pt_regs *regs);
 void optprobe_fallback_work(void);
 int optprobe_entry_hit(void *probe, struct pt_regs *regs);
 void optprobe_entry_drop_record(void *probe, unsigned long sp);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The hit path: everything that runs when a probed instruction is reached.
 //!
-//! - [`optprobe_callback`]: called by every trampoline with the hit's full
-//!   `pt_regs`.
+//! - [`optprobe_dispatch`]: called by every trampoline with the hit's full
+//!   `pt_regs`; runs a lone probe's handler itself (naked asm, the common
+//!   case) and hands everything else to [`optprobe_callback`].
 //! - [`optprobe_kp_pre_handler`], [`optprobe_kp_post_handler`]: the kprobe's
 //!   handlers, run from the BRK path and (the pre-handler) from the callback.
 //! - [`optprobe_rust_dispatch`]: the C-handler shim for Rust API handlers.
@@ -15,7 +16,9 @@
 //! - every function is `NOKPROBE_SYMBOL` (src/glue.c), so a probe can never
 //!   recurse into it;
 //! - no allocation, no lock, no panic path: no `assert!`, `unwrap`, indexing
-//!   or arithmetic that can overflow-check (`wrapping_*` only);
+//!   or arithmetic that can overflow-check (`wrapping_*` only); the field
+//!   offsets the asm uses are `offset_of!` constants, so they follow the
+//!   structs;
 //! - preemption is disabled around `current_kprobe`, as the BRK path does
 //!   (the exception entry runs the handlers with preemption disabled).
 //!
@@ -23,15 +26,17 @@
 //! carries (`Probe::syms`: a probe cannot exist before they are resolved),
 //! and, on rare paths, the C glue (a due reschedule, the post-handler
 //! fallback). Preemption and per-CPU accesses are inline: the preempt count
-//! in `current` (sp_el0), the per-CPU offset in tpidr_el1/tpidr_el2.
+//! in `current` (sp_el0, `thread_info` first in `task_struct`), the per-CPU
+//! offset in tpidr_el1/tpidr_el2.
 
 use crate::api::ProbeHandler;
 use crate::bindings;
 use crate::probe::Probe;
 use crate::sys;
 use core::ffi::{c_int, c_ulong, c_void};
+use core::mem::offset_of;
 use core::ptr;
-use core::sync::atomic::{compiler_fence, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Hits since load where a handler changed pc on the optimized path (the
 /// `stats` figure: probes that counted some may be gone).
@@ -57,59 +62,6 @@ fn this_cpu_offset(s: &sys::Symbols) -> usize {
         unsafe { core::arch::asm!("mrs {}, tpidr_el1", out(reg) off, options(nomem, nostack, preserves_flags)) };
     }
     off
-}
-
-/// `&current_thread_info()->preempt_count`: arm64 keeps current in sp_el0.
-#[inline(always)]
-fn preempt_count_ptr(s: &sys::Symbols) -> *mut u64 {
-    let task: usize;
-    // SAFETY: reads sp_el0, which holds `current` in kernel mode.
-    unsafe { core::arch::asm!("mrs {}, sp_el0", out(reg) task, options(nomem, nostack, preserves_flags)) };
-    task.wrapping_add(s.ti_preempt) as *mut u64
-}
-
-/// `preempt_disable()`, inline (arm64's `__preempt_count_add(1)`: the task's
-/// own count, so plain loads and stores; then a compiler barrier).
-///
-/// # Safety
-///
-/// Paired with [`preempt_enable`] on the same task.
-#[inline(always)]
-unsafe fn preempt_disable(s: &sys::Symbols) {
-    if s.preempt_count {
-        // CAST: the low word of the 64-bit count is `preempt.count`.
-        let count = preempt_count_ptr(s).cast::<u32>();
-        // SAFETY: the current task's thread_info, written only by itself.
-        unsafe { count.write_volatile(count.read_volatile().wrapping_add(1)) };
-    }
-    compiler_fence(Ordering::SeqCst);
-}
-
-/// `preempt_enable()`, inline: arm64's `__preempt_count_dec_and_test()`;
-/// when that says a reschedule is due, the config's own `preempt_enable()`
-/// path (glue) decides what to do about it.
-///
-/// # Safety
-///
-/// After [`preempt_disable`] on the same task.
-#[inline(always)]
-unsafe fn preempt_enable(s: &sys::Symbols) {
-    compiler_fence(Ordering::SeqCst);
-    if !s.preempt_count {
-        return;
-    }
-    let whole = preempt_count_ptr(s);
-    // SAFETY: as in preempt_disable; need_resched is the high word, kept
-    // inverted (0 = needed), so the whole u64 is 0 exactly when the count
-    // reached 0 with a reschedule pending.
-    unsafe {
-        let pc = whole.read_volatile().wrapping_sub(1);
-        // CAST: store only the count (low word), as the kernel does.
-        whole.cast::<u32>().write_volatile(pc as u32);
-        if pc == 0 || whole.read_volatile() == 0 {
-            bindings::optprobe_preempt_resched();
-        }
-    }
 }
 
 /// The kprobe's pre-handler: runs on BRK hits and, via [`optprobe_callback`],
@@ -181,17 +133,157 @@ pub(crate) unsafe extern "C" fn optprobe_kp_post_handler(
     }
 }
 
-/// Called by every trampoline with the full `pt_regs` of the probe hit.
+/// Called by every trampoline (its `callback` literal) with `x0` = the
+/// probe, `x1` = `sp` = the hit's full `pt_regs`, `x29` = record A and `x30`
+/// = the return into the trampoline, which restores every general register
+/// from `pt_regs` afterwards: this code may use any of them but `sp`,
+/// `x29`, which the handler's frame record links through, and `x18`, the
+/// shadow call stack pointer under `SHADOW_CALL_STACK`.
 ///
-/// Mirrors the kernel's BRK path: preemption off, `current_kprobe` set for the
-/// duration, and a hit while another kprobe is active on this CPU counted as
+/// The common case, a lone kprobe of our own (the kernel left `kp.list`
+/// pointing at itself: no aggregate) with no other kprobe active on this
+/// CPU, runs here in straight-line code: no frame, no pointer
+/// authentication, no call but the handler's. It is `run_own` exactly:
+/// preemption disabled as arm64's `preempt_disable()` does it (the task's
+/// own count, plain load and store), `current_kprobe` and `kprobe_status`
+/// set for the handler's duration, the hit counted on this CPU, the handler
+/// called, and `preempt_enable()` as arm64's `__preempt_count_dec_and_test()`,
+/// with the config's own path when a reschedule is due. A disabled or gone
+/// kprobe runs nothing. Everything else (an aggregate, another kprobe active:
+/// a missed hit) goes to [`optprobe_callback`] with preemption disabled.
+///
+/// Under kCFI (`CONFIG_CFI_CLANG`, since 7.0 `CONFIG_CFI`) every hit takes
+/// that path: an indirect call from asm carries no kCFI type check, a
+/// compiled one does.
+///
+/// The return address into the trampoline stays in x19 unsigned, as
+/// `ftrace_caller` keeps lr: asm that calls C does not sign it.
+///
+/// # Safety
+///
+/// Only trampolines call this, with `probe` from their literal (a live Probe,
+/// kept alive until after `synchronize_rcu_tasks()`) and `regs` = `sp`.
+#[unsafe(naked)]
+#[no_mangle]
+pub(crate) unsafe extern "C" fn optprobe_dispatch(probe: *mut c_void, regs: *mut bindings::pt_regs) {
+    core::arch::naked_asm!(
+        // Reached by `blr x16`. x0 and x1 stay as they came until the
+        // general path or the handler call.
+        "bti c",
+        "mov x19, x30",
+        // preempt_disable(): current is in sp_el0.
+        "mrs x22, sp_el0",
+        ".if {preempt_count}",
+        "ldr w8, [x22, #{ti_preempt}]",
+        "add w8, w8, #1",
+        "str w8, [x22, #{ti_preempt}]",
+        ".endif",
+        ".if {cfi}",
+        "b 5f",
+        ".endif",
+        // This CPU's per-CPU offset (VHE: out of line), and its
+        // current_kprobe slot.
+        "ldr x9, [x0, #{syms}]",
+        "ldrb w10, [x9, #{percpu_el2}]",
+        "cbnz w10, 7f",
+        "mrs x25, tpidr_el1",
+        "2:",
+        "ldp x23, x24, [x9, #{current_kprobe}]",
+        "add x23, x23, x25",
+        // One branch to the general path for all that it handles: not alone
+        // at the address (an aggregate: kp.list is not empty), another
+        // kprobe active on this CPU (a missed hit), disabled or gone (it
+        // runs nothing), or no handler.
+        "ldr x8, [x0, #{kp_list_next}]",
+        "add x9, x0, #{kp_list}",
+        "eor x8, x8, x9",
+        "ldr x9, [x23]",
+        "orr x8, x8, x9",
+        "ldr w9, [x0, #{kp_flags}]",
+        "and w9, w9, #{kp_off}",
+        "orr x8, x8, x9",
+        "ldr x10, [x0, #{handler}]",
+        "cmp x8, #0",
+        "ccmp x10, #0, #4, eq",
+        "b.eq 5f",
+        // current_kprobe = our kprobe (the Probe's first field), and this
+        // CPU's kprobe_ctlblk.kprobe_status = KPROBE_HIT_ACTIVE.
+        "str x0, [x23]",
+        "mov w8, #{hit_active}",
+        "str w8, [x24, x25]",
+        // The hit, on this CPU's counter.
+        "ldr x8, [x0, #{hits}]",
+        "ldr x9, [x8, x25]",
+        "add x9, x9, #1",
+        "str x9, [x8, x25]",
+        // The handler (read once: an orphan's is cleared on another CPU).
+        "ldr x0, [x0, #{data}]",
+        "blr x10",
+        "str xzr, [x23]",
+        // preempt_enable().
+        "4:",
+        ".if {preempt_count}",
+        "ldr x8, [x22, #{ti_preempt}]",
+        "sub x8, x8, #1",
+        "str w8, [x22, #{ti_preempt}]",
+        "ldr x9, [x22, #{ti_preempt}]",
+        "cmp x8, #0",
+        "ccmp x9, #0, #4, ne",
+        "b.eq 6f",
+        ".endif",
+        "ret x19",
+        // The general path (x0, x1 as they came), preemption disabled.
+        "5:",
+        "bl {callback}",
+        "b 4b",
+        // The count reached zero with a reschedule due: need_resched is the
+        // high word, kept inverted (0 = needed), so the whole u64 is 0.
+        "6:",
+        "bl {resched}",
+        "ret x19",
+        "7:",
+        "mrs x25, tpidr_el2",
+        "b 2b",
+        preempt_count = const cfg!(CONFIG_PREEMPT_COUNT) as u32,
+        cfi = const cfg!(any(CONFIG_CFI, CONFIG_CFI_CLANG)) as u32,
+        // current_thread_info() is current: thread_info is task_struct's
+        // first member (THREAD_INFO_IN_TASK).
+        ti_preempt = const offset_of!(bindings::thread_info, __bindgen_anon_1),
+        kp_list = const offset_of!(bindings::kprobe, list),
+        kp_list_next = const offset_of!(bindings::kprobe, list) + offset_of!(bindings::list_head, next),
+        kp_flags = const offset_of!(bindings::kprobe, flags),
+        kp_off = const bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE,
+        syms = const offset_of!(Probe, syms),
+        percpu_el2 = const offset_of!(sys::Symbols, percpu_el2),
+        current_kprobe = const offset_of!(sys::Symbols, current_kprobe),
+        hit_active = const KPROBE_HIT_ACTIVE,
+        hits = const offset_of!(Probe, hits),
+        handler = const offset_of!(Probe, handler),
+        data = const offset_of!(Probe, data),
+        callback = sym optprobe_callback,
+        resched = sym bindings::optprobe_preempt_resched,
+    )
+}
+
+// What optprobe_dispatch's loads assume: `ldp` of the two per-CPU bases
+// (`Symbols` is `repr(C)`), `str w8, [x24, x25]` at kprobe_status, and the
+// kprobe at the start of its Probe.
+const _: () = assert!(offset_of!(sys::Symbols, kprobe_ctlblk) == offset_of!(sys::Symbols, current_kprobe) + 8);
+const _: () = assert!(offset_of!(bindings::kprobe_ctlblk, kprobe_status) == 0);
+const _: () = assert!(offset_of!(Probe, kp) == 0);
+
+/// The general path of a trampoline hit, from [`optprobe_dispatch`] with
+/// preemption disabled (the RCU read side for the aggregate's list).
+///
+/// Mirrors the kernel's BRK path: `current_kprobe` set for the duration,
+/// and a hit while another kprobe is active on this CPU counted as
 /// missed. The probe found at the address may be an aggregate when another
 /// kprobe shares it; its pre-handler then runs every handler.
 ///
 /// # Safety
 ///
-/// Only trampolines call this, with `probe` from their literal (a live Probe,
-/// kept alive until after `synchronize_rcu_tasks()`) and `regs` on the stack.
+/// Only [`optprobe_dispatch`] calls this, with its arguments and
+/// preemption disabled.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut bindings::pt_regs) {
     let probe = probe.cast::<Probe>();
@@ -199,7 +291,6 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
     // kernel's, and preemption is disabled while they are used.
     unsafe {
         let s = (*probe).syms;
-        preempt_disable(s);
         let own = ptr::addr_of_mut!((*probe).kp);
         let kp = hashed_at(probe, s);
         let cpu_offset = this_cpu_offset(s);
@@ -253,7 +344,6 @@ pub(crate) unsafe extern "C" fn optprobe_callback(probe: *mut c_void, regs: *mut
                 *current = ptr::null_mut();
             }
         }
-        preempt_enable(s);
     }
 }
 

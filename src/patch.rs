@@ -39,6 +39,7 @@ const MAX_FRAME_SCAN: usize = 4096;
 
 extern "C" {
     static optprobe_tmpl_start: [u32; 0];
+    static optprobe_tmpl_el: [u32; 0];
     static optprobe_tmpl_pan: [u32; 0];
     static optprobe_tmpl_pmr: [u32; 0];
     static optprobe_tmpl_frame_link: [u32; 0];
@@ -56,6 +57,7 @@ pub(crate) fn template() -> (tramp::Layout, &'static [u8]) {
     let at = |label: *const [u32; 0]| label as usize - start;
     let layout = tramp::Layout {
         size: at(ptr::addr_of!(optprobe_tmpl_end)),
+        el: at(ptr::addr_of!(optprobe_tmpl_el)),
         pan: at(ptr::addr_of!(optprobe_tmpl_pan)),
         pmr: at(ptr::addr_of!(optprobe_tmpl_pmr)),
         frame_link: at(ptr::addr_of!(optprobe_tmpl_frame_link)),
@@ -171,8 +173,9 @@ fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe:
         site: site as u64,
         orig_insn,
         probe: probe as *mut Probe as u64,
-        callback: hit::optprobe_callback as *const () as u64,
+        callback: hit::optprobe_dispatch as *const () as u64,
         link: frame_link(site),
+        kernel_at_el2: probe.syms.percpu_el2,
         read_pan: sys::kernel_uses_pan(),
         read_pmr: sys::uses_irq_prio_masking(),
         landing_pads_enforced: probe.syms.bti_enforced,

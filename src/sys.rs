@@ -10,6 +10,9 @@ use kernel::error::{code, Error};
 use kernel::prelude::*;
 
 /// Unexported kernel symbols, resolved once at load through `kallsyms_lookup_name`.
+/// `repr(C)`: the hit path's asm loads `current_kprobe` and `kprobe_ctlblk`
+/// as one pair.
+#[repr(C)]
 pub(crate) struct Symbols {
     pub(crate) patch_text: *mut c_void,
     pub(crate) insn_copy: *mut c_void,
@@ -27,11 +30,8 @@ pub(crate) struct Symbols {
     kprobe_mutex: *mut bindings::mutex,
     /// `static bool kprobes_all_disarmed`, written under `kprobe_mutex`.
     kprobes_all_disarmed: *const bool,
-    /// Offset of `preempt_count` in `struct thread_info` (current is sp_el0).
-    pub(crate) ti_preempt: usize,
-    /// CONFIG_PREEMPT_COUNT: preempt_disable() counts.
-    pub(crate) preempt_count: bool,
-    /// The per-CPU offset is in tpidr_el2 (VHE), not tpidr_el1.
+    /// The kernel runs at EL2 (VHE): the per-CPU offset is in tpidr_el2,
+    /// not tpidr_el1, and pstate's mode is EL2h.
     pub(crate) percpu_el2: bool,
     /// `set_memory_ro`, `set_memory_x` (arch/arm64/mm/pageattr.c).
     set_memory_ro: *mut c_void,
@@ -148,10 +148,6 @@ pub(crate) fn resolve_symbols() -> Result {
         kptr_restrict: lookup(k, c"kptr_restrict")?.cast(),
         kprobe_mutex: lookup(k, c"kprobe_mutex")?.cast(),
         kprobes_all_disarmed: lookup(k, c"kprobes_all_disarmed")?.cast(),
-        // SAFETY: constant getters.
-        ti_preempt: unsafe { bindings::optprobe_ti_preempt_offset() } as usize,
-        // SAFETY: as above.
-        preempt_count: unsafe { bindings::optprobe_has_preempt_count() },
         // SAFETY: a final capability, valid after boot.
         percpu_el2: unsafe { bindings::optprobe_percpu_in_tpidr_el2() },
         set_memory_ro: lookup(k, c"set_memory_ro")?,
@@ -477,6 +473,7 @@ pub(crate) fn page_size() -> usize {
 /// # Invariants
 ///
 /// `ptr` is a live `alloc_percpu(u64)` allocation until drop.
+#[repr(transparent)]
 pub(crate) struct PerCpuCounter {
     ptr: *mut c_void,
 }

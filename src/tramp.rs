@@ -14,6 +14,9 @@ pub const SLOT_SIZE: usize = 320;
 pub struct Layout {
     /// Template size (`optprobe_tmpl_end`).
     pub size: usize,
+    /// The instruction that puts EL1 in the saved pstate's mode (`orr x1,
+    /// x1, #4` in the template).
+    pub el: usize,
     /// Two instructions that add PSTATE.PAN to the saved pstate (`nop`s in
     /// the template).
     pub pan: usize,
@@ -41,7 +44,7 @@ impl Layout {
     /// the literals, and the whole template inside one slot. The assembler
     /// checks the same at build time; this guards the Rust side.
     pub fn check(&self) -> Result<(), i32> {
-        let insns = [self.pan, self.pan + 4, self.pmr, self.frame_link, self.orig_insn];
+        let insns = [self.el, self.pan, self.pan + 4, self.pmr, self.frame_link, self.orig_insn];
         let literals = [self.reloc_lit, self.probe, self.pc, self.callback];
         if self.size > SLOT_SIZE || self.size % 8 != 0 {
             return Err(EINVAL);
@@ -124,6 +127,8 @@ pub struct Params {
     pub callback: u64,
     /// Frame link choice.
     pub link: FrameLink,
+    /// The kernel runs at EL2 (VHE): pstate's mode is EL2h, not EL1h.
+    pub kernel_at_el2: bool,
     /// The kernel runs with PAN (`ARM64_HAS_PAN`): read it into pstate.
     pub read_pan: bool,
     /// Pseudo-NMI priority masking is in use: save the live ICC_PMR_EL1.
@@ -158,6 +163,9 @@ pub fn build(layout: &Layout, template: &[u8], image: &mut [u8], p: &Params) -> 
     image[..layout.size].copy_from_slice(&template[..layout.size]);
     if p.link == FrameLink::Body {
         put_insn(image, layout.frame_link, insn::MOV_X9_X29);
+    }
+    if p.kernel_at_el2 {
+        put_insn(image, layout.el, insn::ORR_X1_X1_EL2);
     }
     if p.read_pan {
         put_insn(image, layout.pan, insn::MRS_X2_PAN);

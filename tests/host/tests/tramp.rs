@@ -6,6 +6,7 @@ fn layout() -> Layout {
     // then four literals.
     Layout {
         size: 280,
+        el: 76,
         pan: 84,
         pmr: 104,
         frame_link: 116,
@@ -25,6 +26,7 @@ fn params(tramp: u64, site: u64) -> Params {
         probe: 0x1122_3344_5566_7788,
         callback: 0xffff_0000_dead_beef,
         link: FrameLink::Body,
+        kernel_at_el2: false,
         read_pan: false,
         read_pmr: false,
         landing_pads_enforced: true,
@@ -258,6 +260,27 @@ fn unused_relocation_slots_hold_the_fault_brk() {
         }
     }
     assert_eq!(insn::BRK_FAULT, 0xd420_2000, "BRK #0x100 (FAULT_BRK_IMM)");
+}
+
+/// The saved pstate's mode is EL1h unless the kernel runs at EL2: only then
+/// is the template's `orr x1, x1, #4` replaced by the EL2 bit.
+#[test]
+fn pstate_mode_follows_the_kernels_exception_level() {
+    let template = [0xaau8; 280];
+    let mut image = [0u8; 280];
+    let site = 0xffff_8000_8010_0000;
+    let word = |image: &[u8], o: usize| u32::from_le_bytes(image[o..o + 4].try_into().unwrap());
+    let mut p = params(site - 4096, site);
+    tramp::build(&layout(), &template, &mut image, &p).unwrap();
+    assert_eq!(word(&image, 76), 0xaaaa_aaaa);
+    p.kernel_at_el2 = true;
+    tramp::build(&layout(), &template, &mut image, &p).unwrap();
+    assert_eq!(word(&image, 76), insn::ORR_X1_X1_EL2);
+    use yaxpeax_arch::{Decoder, U8Reader};
+    let bytes = insn::ORR_X1_X1_EL2.to_le_bytes();
+    let mut r = U8Reader::new(&bytes);
+    let text = format!("{}", yaxpeax_arm::armv8::a64::InstDecoder::default().decode(&mut r).unwrap()).to_lowercase();
+    assert!(text == "orr x1, x1, #0x8" || text == "orr x1, x1, #8", "{text}");
 }
 
 /// PAN and the GIC priority mask are read only where the kernel uses them;
