@@ -20,6 +20,7 @@ u64 optprobe_target_shrinkwrap(u64 x, u64 y);
 /* Byte offsets of the probed instructions in those two functions. */
 extern const u64 optprobe_target_epilogue_off, optprobe_target_shrinkwrap_off;
 u64 optprobe_target_work(u64 x);
+u64 optprobe_target_nested(u64 x);
 u64 optprobe_target_token(u64 token);
 int optprobe_target_failable(u64 x);
 u64 optprobe_target_event(u64, u64, u64, u64, u64, u64, u64, u64);

@@ -29,6 +29,15 @@ noinline u64 optprobe_target_work(u64 x)
 
 EXPORT_SYMBOL_GPL(optprobe_target_work);
 
+/* The same work under another name, which nothing but ktest context calls. */
+noinline u64 optprobe_target_nested(u64 x)
+{
+	x = x * 2654435761u + 3;
+	barrier();
+	return x ^ (x >> 9);
+}
+EXPORT_SYMBOL_GPL(optprobe_target_nested);
+
 /*
  * entry_landing_pad: 1 when a C function's sym+0 here is "bti c" or "bti jc",
  * i.e. this kernel (and so this module) was built for BTI. A kernel built

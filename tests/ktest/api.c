@@ -63,7 +63,9 @@ int case_hits(void)
 		CHECK(s.sp == optprobe_target_caller_sp, "sp %llx, want %llx", s.sp, optprobe_target_caller_sp);
 		CHECK(s.pc == (u64)optprobe_target_args_insn, "pc %llx, want %px", s.pc, optprobe_target_args_insn);
 		CHECK(s.lr == (u64)optprobe_target_call_args_ret, "lr %llx, want %px", s.lr, optprobe_target_call_args_ret);
-		CHECK((s.pstate & PSR_MODE_MASK) == PSR_MODE_EL1h, "pstate mode %llx", s.pstate & PSR_MODE_MASK);
+		CHECK((s.pstate & PSR_MODE_MASK) == (read_sysreg(CurrentEL) | PSR_MODE_THREAD_BIT),
+		      "pstate mode %llx, want the kernel's exception level %llx with SP_ELx",
+		      s.pstate & PSR_MODE_MASK, read_sysreg(CurrentEL) | PSR_MODE_THREAD_BIT);
 		CHECK(!(s.pstate & PSR_I_BIT), "pstate says IRQs masked: %llx", s.pstate);
 	}
 	pr_info("optprobe_ktest: hits: 10 calls, 10 hits, registers as expected\n");

@@ -88,6 +88,7 @@ int case_reason(void);
 int case_handles(void);
 int case_leak(void);
 int case_missed(void);
+int case_context(void);
 int case_pages(void);
 int case_regs(void);
 int case_late_post(void);

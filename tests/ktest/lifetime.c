@@ -157,6 +157,148 @@ out:
 	return ret;
 }
 
+/* --- context: what a handler on the optimized path runs inside ---------------- */
+
+/*
+ * The trampoline's fast path (src/hit.rs optprobe_dispatch) does in asm what
+ * the BRK path does for a handler: current_kprobe = the probe's kprobe,
+ * kprobe_ctlblk.kprobe_status = KPROBE_HIT_ACTIVE, preemption disabled; and
+ * a hit while a kprobe is active is missed, not run. Neither per-CPU
+ * variable is exported: they are found as optprobe finds its symbols.
+ */
+static struct kprobe * __percpu *ctx_current_kprobe;
+static struct kprobe_ctlblk __percpu *ctx_kcb;
+static unsigned long ctx_site;
+static atomic_t ctx_runs, ctx_bad;
+static int ctx_preempt_seen;
+static struct kprobe *ctx_seen_kp;
+static unsigned int ctx_seen_status;
+static char ctx_caller[KSYM_SYMBOL_LEN];
+static bool ctx_want_resched;
+
+/* A C function's first body instruction: after BTI/PAC pads, ftrace nops
+ * and the "mov x9, x30" of its ftrace call site. */
+static u32 *body_start(void *func)
+{
+	u32 *p = func;
+	int i;
+
+	for (i = 0; i < 8; i++, p++) {
+		u32 w = le32_to_cpu(*p);
+
+		if (w != 0xd503245f && w != 0xd503201f && w != 0xd503233f && w != 0xd503237f && w != 0xaa1e03e9)
+			return p;
+	}
+	return NULL;
+}
+
+static void context_handler(void *data, struct pt_regs *regs)
+{
+	struct kprobe *kp = *this_cpu_ptr(ctx_current_kprobe);
+
+	if (atomic_inc_return(&ctx_runs) == 1)
+		sprint_symbol(ctx_caller, (unsigned long)__builtin_return_address(0));
+	ctx_seen_kp = kp;
+	ctx_seen_status = this_cpu_ptr(ctx_kcb)->kprobe_status;
+	ctx_preempt_seen = preempt_count();
+	if (!kp || (unsigned long)kp->addr != ctx_site || ctx_seen_status != KPROBE_HIT_ACTIVE ||
+	    (IS_ENABLED(CONFIG_PREEMPT_COUNT) && !(preempt_count() & PREEMPT_MASK)))
+		atomic_inc(&ctx_bad);
+	/* A hit on another lone optimized probe in here: missed, not run. */
+	optprobe_target_nested(1);
+	/* A reschedule falls due while the hit has preemption disabled: the
+	 * preempt_enable() after the handler must act on it. */
+	if (ctx_want_resched) {
+		set_tsk_need_resched(current);
+		set_preempt_need_resched();
+	}
+}
+
+int case_context(void)
+{
+	struct optprobe_desc outer = {
+		.addr = optprobe_target_args_insn, .name = "ctx_outer", .handler = context_handler,
+	};
+	struct optprobe_desc inner = { .name = "ctx_inner" };
+	atomic_t inner_runs = ATOMIC_INIT(0);
+	struct kprobe *leftover;
+	const int n = 100;
+	int ret, i, before;
+
+	ctx_current_kprobe = (void __percpu *)ktest_lookup("current_kprobe");
+	ctx_kcb = (void __percpu *)ktest_lookup("kprobe_ctlblk");
+	if (!ctx_current_kprobe || !ctx_kcb)
+		return -ENOENT;
+	ctx_site = (unsigned long)optprobe_target_args_insn;
+	ctx_want_resched = false;
+	ctx_caller[0] = 0;
+	atomic_set(&ctx_runs, 0);
+	atomic_set(&ctx_bad, 0);
+	inner.addr = body_start(optprobe_target_nested);
+	if (!inner.addr)
+		return -ENOENT;
+	inner.handler = count_handler;
+	inner.data = &inner_runs;
+	ret = optprobe_register(&inner);
+	if (ret)
+		return ret;
+	ret = optprobe_register(&outer);
+	if (ret) {
+		optprobe_unregister(inner.probe);
+		return ret;
+	}
+	CHECK(optprobe_state(outer.probe) == OPTPROBE_STATE_OPTIMIZED, "outer not optimized: %s", reason_of(outer.probe));
+	CHECK(optprobe_state(inner.probe) == OPTPROBE_STATE_OPTIMIZED, "inner not optimized: %s", reason_of(inner.probe));
+	/* The inner probe alone first: its hits run. */
+	optprobe_target_nested(1);
+	CHECK(atomic_read(&inner_runs) == 1, "inner handler ran %d times on its own, want 1", atomic_read(&inner_runs));
+	before = preempt_count();
+	for (i = 0; i < n; i++) {
+		if (i & 1) {
+			/* A stale status on this CPU (as a BRK hit leaves it) that
+			 * the hit must overwrite: pinned here, so that the hit runs
+			 * on this CPU. */
+			preempt_disable();
+			this_cpu_ptr(ctx_kcb)->kprobe_status = KPROBE_HIT_SSDONE;
+			optprobe_target_args(i, 0, 0, 0, 0, 0, 0, 0);
+			preempt_enable();
+		} else {
+			/* Preemptible here: the hit itself must disable it. */
+			optprobe_target_args(i, 0, 0, 0, 0, 0, 0, 0);
+		}
+	}
+	CHECK(preempt_count() == before, "preempt_count %#x after the hits, %#x before", preempt_count(), before);
+	leftover = *per_cpu_ptr(ctx_current_kprobe, get_cpu());
+	put_cpu();
+	CHECK(!leftover, "current_kprobe left set after the hits: %px", leftover);
+	CHECK(atomic_read(&ctx_runs) == n, "outer handler ran %d times, want %d", atomic_read(&ctx_runs), n);
+	CHECK(atomic_read(&ctx_bad) == 0,
+	      "%d of %d runs saw the wrong context (last: current_kprobe %px addr %px, want addr %px; status %u, want %u; preempt_count %#x)",
+	      atomic_read(&ctx_bad), n, ctx_seen_kp, ctx_seen_kp ? ctx_seen_kp->addr : NULL, (void *)ctx_site,
+	      ctx_seen_status, KPROBE_HIT_ACTIVE, ctx_preempt_seen);
+	CHECK(atomic_read(&inner_runs) == 1, "inner handler ran %d times inside the outer one, want none",
+	      atomic_read(&inner_runs) - 1);
+	CHECK(optprobe_missed(inner.probe) == n, "inner probe missed %lu, want %d", optprobe_missed(inner.probe), n);
+	CHECK(optprobe_missed(outer.probe) == 0, "outer probe missed %lu, want 0", optprobe_missed(outer.probe));
+	/* A lone probe's handler is called by the trampoline's fast path
+	 * (under kCFI every hit takes the general path, optprobe_callback). */
+	if (!IS_ENABLED(CONFIG_CFI_CLANG) && !IS_ENABLED(CONFIG_CFI))
+		CHECK(!strncmp(ctx_caller, "optprobe_dispatch+", 18), "handler called from %s, want optprobe_dispatch",
+		      ctx_caller);
+	if (IS_ENABLED(CONFIG_PREEMPTION)) {
+		ctx_want_resched = true;
+		optprobe_target_args(1, 0, 0, 0, 0, 0, 0, 0);
+		ctx_want_resched = false;
+		CHECK(!test_thread_flag(TIF_NEED_RESCHED), "a reschedule due at the end of the hit was left pending");
+	}
+	pr_info("optprobe_ktest: context: %d handler runs from %s with current_kprobe, KPROBE_HIT_ACTIVE and preemption off; %d nested hits missed; a reschedule due at the end taken\n",
+		n, ctx_caller, n);
+out:
+	optprobe_unregister(outer.probe);
+	optprobe_unregister(inner.probe);
+	return ret;
+}
+
 /* --- pages: trampoline pages mapped as kprobes maps its own (item 12) ------ */
 
 /* The trampoline of an optimized probe: the target of the "b" at its site. */

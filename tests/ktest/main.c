@@ -100,6 +100,7 @@ static const struct {
 	{ "handles", case_handles },
 	{ "leak", case_leak },
 	{ "missed", case_missed },
+	{ "context", case_context },
 	{ "pages", case_pages },
 	{ "regs", case_regs },
 	{ "late_post", case_late_post },
