@@ -316,14 +316,7 @@ static unsigned long tramp_of(u32 *site)
 /* init_mm is not exported: find it the way optprobe finds its symbols. */
 static struct mm_struct *find_init_mm(void)
 {
-	struct kprobe kp = { .symbol_name = "kallsyms_lookup_name" };
-	unsigned long (*lookup)(const char *name);
-
-	if (register_kprobe(&kp))
-		return NULL;
-	lookup = (void *)kp.addr;
-	unregister_kprobe(&kp);
-	return (struct mm_struct *)lookup("init_mm");
+	return ktest_lookup("init_mm");
 }
 
 static pte_t *kernel_pte(unsigned long addr)

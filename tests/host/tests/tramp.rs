@@ -173,12 +173,7 @@ fn frame_link_body_only_where_the_frame_is_proven() {
 /// The words the frame-link rules recognise, as the oracle reads them.
 #[test]
 fn frame_words_match_the_oracle() {
-    use yaxpeax_arch::{Decoder, U8Reader};
-    let show = |w: u32| {
-        let bytes = w.to_le_bytes();
-        let mut r = U8Reader::new(&bytes);
-        format!("{}", yaxpeax_arm::armv8::a64::InstDecoder::default().decode(&mut r).unwrap()).to_lowercase()
-    };
+    let show = disasm;
     assert!(show(STP_FP_LR_PRE).starts_with("stp x29, x30, [sp, #-0x10]!"), "{}", show(STP_FP_LR_PRE));
     assert!(show(LDP_FP_LR_POST).starts_with("ldp x29, x30, [sp]"), "{}", show(LDP_FP_LR_POST));
     assert!(insn::is_frame_record_store(STP_FP_LR_PRE) && insn::is_frame_record_store(STP_FP_LR_OFF));
@@ -262,6 +257,19 @@ fn unused_relocation_slots_hold_the_fault_brk() {
     assert_eq!(insn::BRK_FAULT, 0xd420_2000, "BRK #0x100 (FAULT_BRK_IMM)");
 }
 
+/// The instruction word at byte offset `o` of a trampoline image.
+fn word_at(image: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(image[o..o + 4].try_into().unwrap())
+}
+
+/// An instruction as the oracle disassembles it, lower case.
+fn disasm(w: u32) -> String {
+    use yaxpeax_arch::{Decoder, U8Reader};
+    let bytes = w.to_le_bytes();
+    let mut r = U8Reader::new(&bytes);
+    format!("{}", yaxpeax_arm::armv8::a64::InstDecoder::default().decode(&mut r).unwrap()).to_lowercase()
+}
+
 /// The saved pstate's mode is EL1h unless the kernel runs at EL2: only then
 /// is the template's `orr x1, x1, #4` replaced by the EL2 bit.
 #[test]
@@ -269,17 +277,13 @@ fn pstate_mode_follows_the_kernels_exception_level() {
     let template = [0xaau8; 280];
     let mut image = [0u8; 280];
     let site = 0xffff_8000_8010_0000;
-    let word = |image: &[u8], o: usize| u32::from_le_bytes(image[o..o + 4].try_into().unwrap());
     let mut p = params(site - 4096, site);
     tramp::build(&layout(), &template, &mut image, &p).unwrap();
-    assert_eq!(word(&image, 76), 0xaaaa_aaaa);
+    assert_eq!(word_at(&image, 76), 0xaaaa_aaaa);
     p.kernel_at_el2 = true;
     tramp::build(&layout(), &template, &mut image, &p).unwrap();
-    assert_eq!(word(&image, 76), insn::ORR_X1_X1_EL2);
-    use yaxpeax_arch::{Decoder, U8Reader};
-    let bytes = insn::ORR_X1_X1_EL2.to_le_bytes();
-    let mut r = U8Reader::new(&bytes);
-    let text = format!("{}", yaxpeax_arm::armv8::a64::InstDecoder::default().decode(&mut r).unwrap()).to_lowercase();
+    assert_eq!(word_at(&image, 76), insn::ORR_X1_X1_EL2);
+    let text = disasm(insn::ORR_X1_X1_EL2);
     assert!(text == "orr x1, x1, #0x8" || text == "orr x1, x1, #8", "{text}");
 }
 
@@ -290,7 +294,7 @@ fn pan_and_pmr_are_read_where_the_kernel_uses_them() {
     let template = [0xaau8; 280];
     let mut image = [0u8; 280];
     let site = 0xffff_8000_8010_0000;
-    let word = |image: &[u8], o: usize| u32::from_le_bytes(image[o..o + 4].try_into().unwrap());
+    let word = word_at;
     let mut p = params(site - 4096, site);
     tramp::build(&layout(), &template, &mut image, &p).unwrap();
     assert_eq!([word(&image, 84), word(&image, 88), word(&image, 104)], [0xaaaa_aaaa; 3]);
@@ -301,12 +305,7 @@ fn pan_and_pmr_are_read_where_the_kernel_uses_them() {
     assert_eq!(word(&image, 88), insn::ORR_X1_X1_X2);
     assert_eq!(word(&image, 104), insn::MRS_X2_ICC_PMR_EL1);
     // The encodings, as the oracle disassembles them.
-    use yaxpeax_arch::{Decoder, U8Reader};
-    let show = |w: u32| {
-        let bytes = w.to_le_bytes();
-        let mut r = U8Reader::new(&bytes);
-        format!("{}", yaxpeax_arm::armv8::a64::InstDecoder::default().decode(&mut r).unwrap()).to_lowercase()
-    };
+    let show = disasm;
     assert_eq!(show(insn::ORR_X1_X1_X2), "orr x1, x1, x2");
     assert!(show(insn::MRS_X2_PAN).starts_with("mrs x2,"), "{}", show(insn::MRS_X2_PAN));
     assert!(show(insn::MRS_X2_ICC_PMR_EL1).starts_with("mrs x2,"), "{}", show(insn::MRS_X2_ICC_PMR_EL1));
