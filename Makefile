@@ -5,6 +5,7 @@
 #   make test            everything: bootstrap, host tests, then on 6.12 and 7.2: kernel, module, QEMU boots
 #   make demo            boot QEMU, attach probes, show their state and cost
 #   make bench           one boot: per-hit cost vs kprobe and ftrace, scaling, registration, memory
+#   make bench-ablation  one short bench boot per tests/ablation/*.patch: where a hit's time goes
 #   make kernel          build (or reuse) the cached test kernel (OPTPROBE_KERNEL=6.12 or 7.2)
 #   make preflight       can KDIR (default: the test kernel) build and run optprobe? one line per requirement
 #   make coverage        classify every instruction of the test kernel's .text
@@ -29,7 +30,7 @@ LLVM ?= $(if $(shell grep -qs '^CONFIG_CC_IS_GCC=y' $(KDIR)/.config && echo gcc)
 RUSTC ?= /usr/bin/rustc
 KMAKE = $(ENV) && $(MAKE) -C $(KDIR) M=$(REPO) ARCH=$(ARCH) LLVM=$(LLVM) RUSTC=$(RUSTC)
 
-.PHONY: preflight all modules kernel bootstrap test test-long test-exhaustive test-debug test-debian rust-analyzer coverage demo bench modules-clean clean
+.PHONY: preflight all modules kernel bootstrap test test-long test-exhaustive test-debug test-debian rust-analyzer coverage demo bench bench-ablation modules-clean clean
 
 all: modules
 
@@ -55,6 +56,9 @@ demo:
 
 bench:
 	@bash scripts/bench
+
+bench-ablation:
+	@bash scripts/bench-ablation
 
 test-long:
 	@mkdir -p build

@@ -21,6 +21,9 @@
  *   optprobe_tmpl_pc          literal: the probe address (regs->pc)
  *   optprobe_tmpl_callback    literal: the callback's address (optprobe_dispatch)
  *
+ * The local optprobe_tmpl_part_* labels only divide the code into its parts
+ * for scripts/hitpath-insns; nothing is patched there.
+ *
  * Stack while the callback runs, from the probed code's sp downwards:
  *   [sp0 - 16, sp0)               record B: {x29, x30} as at the probe
  *   [sp0 - FRAME, sp0 - 16)       struct pt_regs; its stackframe[] is record A:
@@ -82,6 +85,7 @@ SYM_DATA_START(optprobe_tmpl_start)
 	stp	x28, x29, [sp, #S_X28]
 	add	x0, sp, #TRAMP_FRAME		/* sp as it was at the probe */
 	stp	x30, x0, [sp, #S_LR]
+SYM_INNER_LABEL(optprobe_tmpl_part_pstate, SYM_L_LOCAL)
 	/*
 	 * pstate: NZCV, DAIF, M[3:0] = the kernel's exception level with SPSel
 	 * = SP_ELx (EL1h, or EL2h where the kernel runs at EL2: constant for
@@ -91,9 +95,9 @@ SYM_DATA_START(optprobe_tmpl_start)
 	mrs	x1, nzcv
 	mrs	x2, daif
 	orr	x1, x1, x2
+	/* NZCV and DAIF leave M[3:0] clear, so one add sets the whole mode. */
 SYM_INNER_LABEL(optprobe_tmpl_el, SYM_L_GLOBAL)
-	orr	x1, x1, #(PSR_MODE_EL1h & ~PSR_MODE_THREAD_BIT)	/* or EL2h's */
-	orr	x1, x1, #PSR_MODE_THREAD_BIT
+	add	x1, x1, #PSR_MODE_EL1h		/* or #PSR_MODE_EL2h */
 SYM_INNER_LABEL(optprobe_tmpl_pan, SYM_L_GLOBAL)
 	nop					/* or "mrs x2, pan" */
 	nop					/* and "orr x1, x1, x2" */
@@ -108,6 +112,7 @@ SYM_INNER_LABEL(optprobe_tmpl_pan, SYM_L_GLOBAL)
 	 * (no exception to exit); 6.13+'s frame type = 0 (record A is an
 	 * ordinary frame record, never a meta one: its link is not 0).
 	 */
+SYM_INNER_LABEL(optprobe_tmpl_part_fields, SYM_L_LOCAL)
 SYM_INNER_LABEL(optprobe_tmpl_pmr, SYM_L_GLOBAL)
 	mov	x2, #GIC_PRIO_IRQON		/* or "mrs x2, icc_pmr_el1" */
 #if OPTPROBE_PT_REGS_PMR_SAVE
@@ -123,6 +128,7 @@ SYM_INNER_LABEL(optprobe_tmpl_pmr, SYM_L_GLOBAL)
 	str	xzr, [sp, #S_SDEI_TTBR1]
 	str	xzr, [sp, #S_STACKFRAME_TYPE]
 #endif
+SYM_INNER_LABEL(optprobe_tmpl_part_frames, SYM_L_LOCAL)
 	/* Record B: the state at the probe, for probes before the prologue. */
 	stp	x29, x30, [sp, #PT_REGS_SIZE]
 SYM_INNER_LABEL(optprobe_tmpl_frame_link, SYM_L_GLOBAL)
@@ -130,10 +136,12 @@ SYM_INNER_LABEL(optprobe_tmpl_frame_link, SYM_L_GLOBAL)
 	/* Record A: {frame link, probe address}, in pt_regs->stackframe. */
 	stp	x9, x0, [sp, #S_STACKFRAME]
 	add	x29, sp, #S_STACKFRAME
+SYM_INNER_LABEL(optprobe_tmpl_part_call, SYM_L_LOCAL)
 	ldr	x0, optprobe_tmpl_probe
 	mov	x1, sp
 	ldr	x16, optprobe_tmpl_callback
 	blr	x16
+SYM_INNER_LABEL(optprobe_tmpl_part_restore, SYM_L_LOCAL)
 	/* Restore NZCV exactly, then every general register. */
 	ldr	x0, [sp, #S_PSTATE]
 	msr	nzcv, x0
@@ -193,8 +201,8 @@ SYM_DATA_END(optprobe_tmpl_start)
 	.if (TRAMP_FRAME % 16) != 0
 	.error "trampoline frame must keep sp 16-byte aligned"
 	.endif
-	.if ((PSR_MODE_EL1h & ~PSR_MODE_THREAD_BIT) != 4) || ((PSR_MODE_EL2h & ~PSR_MODE_THREAD_BIT) != 8) || (PSR_MODE_THREAD_BIT != 1)
-	.error "the pstate mode bits are not as insn::ORR_X1_X1_EL2 assumes"
+	.if (PSR_MODE_EL1h != 5) || (PSR_MODE_EL2h != 9)
+	.error "the pstate modes are not as insn::ADD_X1_X1_EL2H assumes"
 	.endif
 	.if (TMPL_OFF(optprobe_tmpl_frame_link) % 4) || (TMPL_OFF(optprobe_tmpl_orig_insn) % 4)
 	.error "template instructions must be 4-byte aligned"

@@ -28,9 +28,9 @@ pub const MRS_X2_PAN: u32 = 0xd538_4262;
 pub const MRS_X2_ICC_PMR_EL1: u32 = 0xd538_4602;
 /// `ORR X1, X1, X2`.
 pub const ORR_X1_X1_X2: u32 = 0xaa02_0021;
-/// `ORR X1, X1, #8`: EL2 in pstate's M[3:2] (`PSR_MODE_EL2h` without the
-/// SP_ELx bit), for a kernel that runs at EL2.
-pub const ORR_X1_X1_EL2: u32 = 0xb27d_0021;
+/// `ADD X1, X1, #9`: pstate's mode `PSR_MODE_EL2h` (EL2 with SP_EL2) into
+/// M[3:0], which NZCV and DAIF leave clear, for a kernel that runs at EL2.
+pub const ADD_X1_X1_EL2H: u32 = 0x9100_2421;
 /// `BRK #0x100`, the kernel's fault breakpoint (`AARCH64_BREAK_FAULT`): an
 /// unconditional "this must never run" trap, never taken for a kprobe.
 pub const BRK_FAULT: u32 = 0xd420_2000;

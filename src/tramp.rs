@@ -165,7 +165,7 @@ pub fn build(layout: &Layout, template: &[u8], image: &mut [u8], p: &Params) -> 
         put_insn(image, layout.frame_link, insn::MOV_X9_X29);
     }
     if p.kernel_at_el2 {
-        put_insn(image, layout.el, insn::ORR_X1_X1_EL2);
+        put_insn(image, layout.el, insn::ADD_X1_X1_EL2H);
     }
     if p.read_pan {
         put_insn(image, layout.pan, insn::MRS_X2_PAN);

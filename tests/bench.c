@@ -44,7 +44,9 @@ static void count_hit(void)
 	this_cpu_inc(bench_hits);
 }
 
-static void op_handler(void *data, struct pt_regs *regs) { count_hit(); }
+/* Global and noinline: the floor stubs below call it too. */
+void optprobe_bench_op_handler(void *data, struct pt_regs *regs);
+noinline void optprobe_bench_op_handler(void *data, struct pt_regs *regs) { count_hit(); }
 static int kp_handler(struct kprobe *p, struct pt_regs *regs) { count_hit(); return 0; }
 static void ftrace_handler(unsigned long ip, unsigned long parent_ip,
 			   struct ftrace_ops *op, struct ftrace_regs *fregs)
@@ -70,35 +72,75 @@ static noinline u64 run_calls(unsigned int n)
 }
 
 /*
- * The floor of any design that hands handlers a full pt_regs: save and
- * restore all 31 general registers around a call, nothing else. Timed
- * against a bare call, it says what the pt_regs contract alone costs here.
+ * The floor of any design that hands handlers a full pt_regs, in three
+ * stubs timed against a bare call (all four called the same way, through a
+ * function pointer, so the call and return cancel out):
+ *   optprobe_bench_floor       save and restore all 31 general registers,
+ *                              nothing else: what the pt_regs contract
+ *                              alone costs here;
+ *   optprobe_bench_floor_call  the same around a call of the bench
+ *                              handler with (NULL, regs): the cheapest an
+ *                              optprobe hit can be, with no kprobes
+ *                              semantics at all (no current_kprobe, status,
+ *                              preemption, checks or counting);
+ *   optprobe_bench_handler_call  the handler called with a frame record
+ *                              and nothing saved: the handler's own cost,
+ *                              which every mechanism pays alike.
  */
 u64 optprobe_bench_floor(u64 x);
+u64 optprobe_bench_floor_call(u64 x);
+u64 optprobe_bench_handler_call(u64 x);
 u64 optprobe_bench_bare(u64 x);
+void optprobe_bench_op_handler(void *data, struct pt_regs *regs);
+
+#define BENCH_SAVE31							\
+	"	stp	x0, x1, [sp, #0]\n	stp	x2, x3, [sp, #16]\n"		\
+	"	stp	x4, x5, [sp, #32]\n	stp	x6, x7, [sp, #48]\n"		\
+	"	stp	x8, x9, [sp, #64]\n	stp	x10, x11, [sp, #80]\n"	\
+	"	stp	x12, x13, [sp, #96]\n	stp	x14, x15, [sp, #112]\n"	\
+	"	stp	x16, x17, [sp, #128]\n	stp	x18, x19, [sp, #144]\n"	\
+	"	stp	x20, x21, [sp, #160]\n	stp	x22, x23, [sp, #176]\n"	\
+	"	stp	x24, x25, [sp, #192]\n	stp	x26, x27, [sp, #208]\n"	\
+	"	stp	x28, x29, [sp, #224]\n	str	x30, [sp, #240]\n"
+#define BENCH_RESTORE31							\
+	"	ldp	x0, x1, [sp, #0]\n	ldp	x2, x3, [sp, #16]\n"		\
+	"	ldp	x4, x5, [sp, #32]\n	ldp	x6, x7, [sp, #48]\n"		\
+	"	ldp	x8, x9, [sp, #64]\n	ldp	x10, x11, [sp, #80]\n"	\
+	"	ldp	x12, x13, [sp, #96]\n	ldp	x14, x15, [sp, #112]\n"	\
+	"	ldp	x16, x17, [sp, #128]\n	ldp	x18, x19, [sp, #144]\n"	\
+	"	ldp	x20, x21, [sp, #160]\n	ldp	x22, x23, [sp, #176]\n"	\
+	"	ldp	x24, x25, [sp, #192]\n	ldp	x26, x27, [sp, #208]\n"	\
+	"	ldp	x28, x29, [sp, #224]\n	ldr	x30, [sp, #240]\n"
 asm(".pushsection .text, \"ax\"\n"
     ".balign 8\n"
     ".globl optprobe_bench_floor\n"
     "optprobe_bench_floor:\n"
     "	bti	c\n"
     "	sub	sp, sp, #256\n"
-    "	stp	x0, x1, [sp, #0]\n	stp	x2, x3, [sp, #16]\n"
-    "	stp	x4, x5, [sp, #32]\n	stp	x6, x7, [sp, #48]\n"
-    "	stp	x8, x9, [sp, #64]\n	stp	x10, x11, [sp, #80]\n"
-    "	stp	x12, x13, [sp, #96]\n	stp	x14, x15, [sp, #112]\n"
-    "	stp	x16, x17, [sp, #128]\n	stp	x18, x19, [sp, #144]\n"
-    "	stp	x20, x21, [sp, #160]\n	stp	x22, x23, [sp, #176]\n"
-    "	stp	x24, x25, [sp, #192]\n	stp	x26, x27, [sp, #208]\n"
-    "	stp	x28, x29, [sp, #224]\n	str	x30, [sp, #240]\n"
-    "	ldp	x0, x1, [sp, #0]\n	ldp	x2, x3, [sp, #16]\n"
-    "	ldp	x4, x5, [sp, #32]\n	ldp	x6, x7, [sp, #48]\n"
-    "	ldp	x8, x9, [sp, #64]\n	ldp	x10, x11, [sp, #80]\n"
-    "	ldp	x12, x13, [sp, #96]\n	ldp	x14, x15, [sp, #112]\n"
-    "	ldp	x16, x17, [sp, #128]\n	ldp	x18, x19, [sp, #144]\n"
-    "	ldp	x20, x21, [sp, #160]\n	ldp	x22, x23, [sp, #176]\n"
-    "	ldp	x24, x25, [sp, #192]\n	ldp	x26, x27, [sp, #208]\n"
-    "	ldp	x28, x29, [sp, #224]\n	ldr	x30, [sp, #240]\n"
+    BENCH_SAVE31
+    BENCH_RESTORE31
     "	add	sp, sp, #256\n"
+    "	ret\n"
+    ".globl optprobe_bench_floor_call\n"
+    "optprobe_bench_floor_call:\n"
+    "	bti	c\n"
+    "	sub	sp, sp, #256\n"
+    BENCH_SAVE31
+    "	mov	x0, xzr\n"
+    "	mov	x1, sp\n"
+    "	bl	optprobe_bench_op_handler\n"
+    BENCH_RESTORE31
+    "	add	sp, sp, #256\n"
+    "	ret\n"
+    ".globl optprobe_bench_handler_call\n"
+    "optprobe_bench_handler_call:\n"
+    "	bti	c\n"
+    "	stp	x29, x30, [sp, #-16]!\n"
+    "	mov	x29, sp\n"
+    "	mov	x0, xzr\n"
+    "	mov	x1, xzr\n"
+    "	bl	optprobe_bench_op_handler\n"
+    "	ldp	x29, x30, [sp], #16\n"
     "	ret\n"
     ".globl optprobe_bench_bare\n"
     "optprobe_bench_bare:\n"
@@ -212,7 +254,7 @@ static int attach(enum mech m, u32 *entry)
 		memset(&bench_desc, 0, sizeof(bench_desc));
 		bench_desc.addr = m == OPT_ENTRY ? entry : m == OPT_MID ? entry + 2 : (void *)optprobe_target_work;
 		bench_desc.name = "bench";
-		bench_desc.handler = op_handler;
+		bench_desc.handler = optprobe_bench_op_handler;
 		ret = optprobe_register(&bench_desc);
 		if (!ret && optprobe_state(bench_desc.probe) != OPTPROBE_STATE_OPTIMIZED &&
 		    optprobe_state(bench_desc.probe) != OPTPROBE_STATE_FTRACE)
@@ -340,7 +382,7 @@ static int bench_registration(unsigned int n)
 	for (i = 0; i < n; i++) {
 		d[i].addr = &optprobe_target_many_insns[i];
 		d[i].name = "bench_reg";
-		d[i].handler = op_handler;
+		d[i].handler = optprobe_bench_op_handler;
 	}
 	optprobe_get_stats(&before);
 	sm0 = atomic_long_read(&stop_machine_calls);
@@ -377,7 +419,9 @@ static int __init bench_init(void)
 {
 	static const unsigned int sizes[] = { 1, 64, 1024 };
 	struct timing t[ARRAY_SIZE(mech_name)];
-	static u64 samples[ARRAY_SIZE(mech_name)][MAX_REPEATS];
+	static u64 samples[ARRAY_SIZE(mech_name)][MAX_REPEATS], stub_samples[4][MAX_REPEATS];
+	u64 (*volatile stub[4])(u64) = { optprobe_bench_bare, optprobe_bench_floor,
+					 optprobe_bench_floor_call, optprobe_bench_handler_call };
 	u32 *entry = body_start(optprobe_target_work);
 	unsigned int cpus, i, r, nrep;
 	u64 base;
@@ -404,25 +448,28 @@ static int __init bench_init(void)
 			samples[m][r] = div_u64(run_calls(calls) * 10, calls);
 			detach(m);
 		}
+		/* The floor stubs (see optprobe_bench_floor), in the same round. */
+		for (i = 0; i < ARRAY_SIZE(stub); i++)
+			stub_samples[i][r] = div_u64(run_stub(stub[i], calls) * 10, calls);
 	}
 	for (m = NONE; m <= OPT_SYM0; m++)
 		t[m] = summarize(samples[m], nrep);
 	base = t[NONE].median;
 	for (m = NONE; m <= OPT_SYM0; m++)
 		report(mech_name[m], 1, calls, t[m], base);
-	/* The pt_regs floor, interleaved with a bare call the same way. */
-	for (r = 0; r < nrep; r++) {
-		u64 (*volatile floor)(u64) = optprobe_bench_floor, (*volatile bare)(u64) = optprobe_bench_bare;
-
-		samples[0][r] = div_u64(run_stub(bare, calls) * 10, calls);
-		samples[1][r] = div_u64(run_stub(floor, calls) * 10, calls);
-	}
+	/* The floor stubs' overheads over the bare call. */
 	{
-		struct timing bare_t = summarize(samples[0], nrep), floor_t = summarize(samples[1], nrep);
-		s64 over = (s64)floor_t.median - (s64)bare_t.median;
+		struct timing st[ARRAY_SIZE(stub)];
+		s64 over[ARRAY_SIZE(stub)];
 
-		pr_info("optprobe_bench: RESULT floor ptregs_ns=%s%lld.%lld bare_call_ns=%llu.%llu\n",
-			over < 0 ? "-" : "", abs(over) / 10, abs(over) % 10, bare_t.median / 10, bare_t.median % 10);
+		for (i = 0; i < ARRAY_SIZE(stub); i++) {
+			st[i] = summarize(stub_samples[i], nrep);
+			over[i] = (s64)st[i].median - (s64)st[0].median;
+		}
+#define TENTHS(v) (v) < 0 ? "-" : "", abs(v) / 10, abs(v) % 10
+		pr_info("optprobe_bench: RESULT floor ptregs_ns=%s%lld.%lld ptregs_call_ns=%s%lld.%lld handler_call_ns=%s%lld.%lld bare_call_ns=%llu.%llu\n",
+			TENTHS(over[1]), TENTHS(over[2]), TENTHS(over[3]), st[0].median / 10, st[0].median % 10);
+#undef TENTHS
 	}
 
 	for (cpus = 1; cpus <= min(4u, num_online_cpus()); cpus *= 2) {

@@ -271,7 +271,7 @@ fn disasm(w: u32) -> String {
 }
 
 /// The saved pstate's mode is EL1h unless the kernel runs at EL2: only then
-/// is the template's `orr x1, x1, #4` replaced by the EL2 bit.
+/// is the template's `add x1, x1, #5` (EL1h) replaced by `add x1, x1, #9`.
 #[test]
 fn pstate_mode_follows_the_kernels_exception_level() {
     let template = [0xaau8; 280];
@@ -282,9 +282,9 @@ fn pstate_mode_follows_the_kernels_exception_level() {
     assert_eq!(word_at(&image, 76), 0xaaaa_aaaa);
     p.kernel_at_el2 = true;
     tramp::build(&layout(), &template, &mut image, &p).unwrap();
-    assert_eq!(word_at(&image, 76), insn::ORR_X1_X1_EL2);
-    let text = disasm(insn::ORR_X1_X1_EL2);
-    assert!(text == "orr x1, x1, #0x8" || text == "orr x1, x1, #8", "{text}");
+    assert_eq!(word_at(&image, 76), insn::ADD_X1_X1_EL2H);
+    let text = disasm(insn::ADD_X1_X1_EL2H);
+    assert!(text == "add x1, x1, #0x9" || text == "add x1, x1, #9", "{text}");
 }
 
 /// PAN and the GIC priority mask are read only where the kernel uses them;
