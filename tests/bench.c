@@ -91,7 +91,6 @@ u64 optprobe_bench_floor(u64 x);
 u64 optprobe_bench_floor_call(u64 x);
 u64 optprobe_bench_handler_call(u64 x);
 u64 optprobe_bench_bare(u64 x);
-void optprobe_bench_op_handler(void *data, struct pt_regs *regs);
 
 #define BENCH_SAVE31							\
 	"	stp	x0, x1, [sp, #0]\n	stp	x2, x3, [sp, #16]\n"		\
