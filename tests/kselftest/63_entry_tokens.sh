@@ -20,9 +20,12 @@ echo optprobe_target_token > $T/set_graph_function
 rm -f /tmp/graph.stop
 (
     n=0
+    tok=/sys/module/optprobe_ktest/parameters/tokens_issued
     while [ ! -f /tmp/graph.stop ]; do
-        echo function_graph > $T/current_tracer; usleep 20000
-        echo nop > $T/current_tracer; usleep 20000
+        echo function_graph > $T/current_tracer
+        echo "63: function_graph on at token $(cat $tok 2>/dev/null)" > /dev/kmsg; usleep 20000
+        echo nop > $T/current_tracer
+        echo "63: function_graph off at token $(cat $tok 2>/dev/null)" > /dev/kmsg; usleep 20000
         n=$((n + 1))
     done
     echo $n > /tmp/graph.count

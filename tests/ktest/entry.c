@@ -32,9 +32,20 @@ MODULE_PARM_DESC(storm_us, "entry_tokens: period of the per-CPU hrtimer storm in
 #define WORKERS 8
 
 static unsigned long *tok_map;
+/* Which tokens a hardirq (the hrtimer storm) issued: a failure says whom it lost. */
+static unsigned long *tok_irq_map;
 static atomic64_t tok_next;
 static atomic_t tok_dups, tok_hits, tok_stop;
 static DEFINE_PER_CPU(struct hrtimer, tok_timer);
+
+/* Read-only: tokens issued so far (63_entry_tokens logs it at each tracer switch). */
+static int tok_issued_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%lld\n", (long long)atomic64_read(&tok_next));
+}
+static const struct kernel_param_ops tok_issued_ops = { .get = tok_issued_get };
+module_param_cb(tokens_issued, &tok_issued_ops, NULL, 0444);
+MODULE_PARM_DESC(tokens_issued, "entry_tokens: tokens issued so far (read-only)");
 
 static int tok_pre(struct kprobe *kp, struct pt_regs *regs)
 {
@@ -60,6 +71,8 @@ static bool tok_call(void)
 		atomic64_dec(&tok_next);
 		return false;
 	}
+	if (in_hardirq())
+		set_bit(t, tok_irq_map);
 	optprobe_target_token(t);
 	return true;
 }
@@ -108,6 +121,30 @@ static void tok_timers_stop(void)
 		hrtimer_cancel(per_cpu_ptr(&tok_timer, cpu));
 }
 
+/*
+ * Where the undelivered tokens are: the first gaps (token ranges, which
+ * the round lines "N flips, T tokens so far" place in time) and how many
+ * of the lost tokens a hardirq issued.
+ */
+static void tok_report_gaps(unsigned long issued)
+{
+	unsigned long t = 0, end, lost = 0, lost_irq = 0;
+	unsigned int shown = 0;
+
+	while ((t = find_next_zero_bit(tok_map, issued, t)) < issued) {
+		end = find_next_bit(tok_map, issued, t);
+		if (shown++ < 8)
+			pr_err("optprobe_ktest: entry_tokens: not delivered: tokens %lu..%lu (%lu, %lu from a hardirq)\n",
+			       t, end - 1, end - t, (unsigned long)bitmap_weight(tok_irq_map, end) -
+			       bitmap_weight(tok_irq_map, t));
+		lost += end - t;
+		lost_irq += bitmap_weight(tok_irq_map, end) - bitmap_weight(tok_irq_map, t);
+		t = end;
+	}
+	pr_err("optprobe_ktest: entry_tokens: %lu tokens not delivered in %u gaps, %lu of them from a hardirq (%lu of %lu tokens issued from one)\n",
+	       lost, shown, lost_irq, (unsigned long)bitmap_weight(tok_irq_map, issued), issued);
+}
+
 /* Start the load, run `body` (or sleep ms), stop, and judge. */
 static int tok_phase(const char *name, int (*body)(void), unsigned int ms, unsigned long *missed)
 {
@@ -116,6 +153,7 @@ static int tok_phase(const char *name, int (*body)(void), unsigned int ms, unsig
 	int i, ret = 0;
 
 	bitmap_zero(tok_map, TOKENS);
+	bitmap_zero(tok_irq_map, TOKENS);
 	atomic64_set(&tok_next, 0);
 	atomic_set(&tok_dups, 0);
 	atomic_set(&tok_hits, 0);
@@ -149,6 +187,7 @@ static int tok_phase(const char *name, int (*body)(void), unsigned int ms, unsig
 	if (atomic_read(&tok_dups) || set != issued || atomic_read(&tok_hits) != issued) {
 		pr_err("optprobe_ktest: entry_tokens %s: %lu tokens but %lu delivered, %d duplicates, %d hits\n",
 		       name, issued, set, atomic_read(&tok_dups), atomic_read(&tok_hits));
+		tok_report_gaps(issued);
 		return -EINVAL;
 	}
 	if (!issued)
@@ -195,6 +234,8 @@ static int tok_flip(void)
 		}
 		tok_ftrace_flips++;
 		done++;
+		pr_info("optprobe_ktest: entry_tokens: attached ('o') at token %lld\n",
+			(long long)atomic64_read(&tok_next));
 		for (k = 0; k + 1 < FLIPS_PER_ROUND && done < flips; k++, done++) {
 			ret = tok_text(addr, !(k & 1));
 			if (ret < 0) {
@@ -207,6 +248,8 @@ static int tok_flip(void)
 		pr_info("optprobe_ktest: entry_tokens: %u flips, %lld tokens so far\n",
 			done, (long long)atomic64_read(&tok_next));
 		ret = tok_request(addr, false);
+		pr_info("optprobe_ktest: entry_tokens: detached ('-o') at token %lld\n",
+			(long long)atomic64_read(&tok_next));
 		if (ret < 0)
 			return ret;
 		if (ret) {
@@ -229,6 +272,8 @@ static void tok_end(const char *hook, void *fn, bool registered)
 	}
 	vfree(tok_map);
 	tok_map = NULL;
+	vfree(tok_irq_map);
+	tok_irq_map = NULL;
 	if (tok_request)
 		__symbol_put("optprobe_test_request");
 	tok_request = NULL;
@@ -248,7 +293,8 @@ static int tok_begin(const char *name, const char *hook, void **fn)
 		return -ENOENT;
 	}
 	tok_map = vzalloc(BITS_TO_LONGS(TOKENS) * sizeof(long));
-	ret = tok_map ? register_kprobe(&tok_kp) : -ENOMEM;
+	tok_irq_map = vzalloc(BITS_TO_LONGS(TOKENS) * sizeof(long));
+	ret = tok_map && tok_irq_map ? register_kprobe(&tok_kp) : -ENOMEM;
 	if (ret)
 		tok_end(hook, *fn, false);
 	return ret;

@@ -7,6 +7,10 @@ HOOKS=/sys/module/optprobe/parameters
 fail() { echo "FAIL: $*"; cleanup; exit 1; }
 skip() { echo "SKIP: $*"; cleanup; exit 4; }
 info() { echo "$*"; }
+# Load a module once (tests/guest/finsmod.c): busybox's insmod, which its sh
+# runs even by name, would rerun a module whose init failed, and a ktest
+# case that failed once and then passed would read as passed.
+insmod() { finsmod "$@"; }
 
 # Unload everything of ours, most dependent first.
 cleanup() {
