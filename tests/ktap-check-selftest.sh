@@ -36,11 +36,6 @@ expect "panic fails" 1 "$good
 [    2.0] Kernel panic - not syncing: oops"
 expect "command line mentioning panic passes" 0 "[    0.0] Kernel command line: panic=-1 oops=panic
 $good"
-expect "expected failure (# TODO) passes and is listed" 0 "${good/ok 1 a/not ok 1 a # TODO known: a tracked bug}"
-grep -q "expected failure (known bug): a: known: a tracked bug" "$tmp/out" && grep -q "1 expected failures" "$tmp/out" &&
-    { pass=$((pass + 1)); echo "ok - the expected failure is listed and counted"; } ||
-    { fail=$((fail + 1)); echo "not ok - the expected failure is listed and counted"; cat "$tmp/out"; }
-expect "not ok with another directive fails" 1 "${good/ok 1 a/not ok 1 a # SKIP}"
 expect "no KTAP fails" 1 "[    1.4] OPTPROBE-GUEST-DONE mode=test"
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]

@@ -36,19 +36,7 @@ insmod $M/optprobe_ktest.ko case=entry_tokens flips=$FLIPS storm_us=$STORM_US; r
 touch /tmp/graph.stop; wait $toggler
 echo nop > $T/current_tracer; echo > $T/set_graph_function
 dmesg | grep 'entry_tokens' | tail -4 | sed 's/^\[[ 0-9.]*\] //'
-if [ $rc != 0 ]; then
-    # The known bug (README, "Known problems"): in some rounds, calls the
-    # BRK delivered leave delivery records that their own call site never
-    # takes, and later calls of the same task and stack pointer that pass
-    # the landing pad take them: tokens lost, with no duplicate and no miss,
-    # only while flipping. Anything else is a plain failure.
-    if dmesg | grep -q 'entry_tokens flipping: .* 0 duplicates, 0 missed' &&
-        dmesg | grep -q 'entry_tokens: [0-9]* tokens not delivered in' &&
-        ! dmesg | grep -q 'entry_tokens BRK only: .* but '; then
-        xfail "known: entry tokens lost while flipping (stale BRK delivery records; README, Known problems)"
-    fi
-    fail "entry_tokens failed"
-fi
+[ $rc = 0 ] || fail "entry_tokens failed"
 rmmod optprobe_ktest
 info "$FLIPS flips (storm every $STORM_US us) in $(( $(date +%s) - t0 )) s; function_graph attached and detached $(cat /tmp/graph.count) times"
 [ "$(statval carriers)" = 0 ] || fail "carriers left: $(statval carriers)"

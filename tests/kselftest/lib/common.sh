@@ -6,10 +6,6 @@ HOOKS=/sys/module/optprobe/parameters
 
 fail() { echo "FAIL: $*"; cleanup; exit 1; }
 skip() { echo "SKIP: $*"; cleanup; exit 4; }
-# A known bug, tracked, with its exact signature checked by the caller: run.sh
-# reports "not ok N name # TODO reason" (KTAP's expected failure), which
-# scripts/ktap-check counts apart; any other failure of the test still fails.
-xfail() { echo "XFAIL: $*"; cleanup; exit 5; }
 info() { echo "$*"; }
 # Load a module once (tests/guest/finsmod.c): busybox's insmod, which its sh
 # runs even by name, would rerun a module whose init failed, and a ktest
