@@ -58,7 +58,7 @@ use kernel::prelude::*;
 /// The ftrace call site's offset from the probed `bti c`.
 pub(crate) const CALL_SITE: usize = 8;
 /// `mov x9, x30`: what ftrace puts just before its call site.
-const MOV_X9_X30: u32 = 0xaa1e_03e9;
+pub(crate) const MOV_X9_X30: u32 = 0xaa1e_03e9;
 
 /// Why an entry probe stays a BRK kprobe.
 pub(crate) const NO_FTRACE_SITE: &CStr = c"BTI landing pad (notrace: no ftrace call site)";

@@ -375,6 +375,8 @@ int optprobe_test_entry_text(unsigned long addr, bool brk);
 EXPORT_SYMBOL_GPL(optprobe_test_entry_text);
 unsigned int optprobe_test_stall_next_brk(unsigned int ms);
 EXPORT_SYMBOL_GPL(optprobe_test_stall_next_brk);
+bool optprobe_test_skip_site_after_brk(bool on);
+EXPORT_SYMBOL_GPL(optprobe_test_skip_site_after_brk);
 void optprobe_test_mdelay(unsigned int ms) { mdelay(ms); }
 NOKPROBE_SYMBOL(optprobe_test_mdelay);
 /*

@@ -125,6 +125,14 @@ pub(crate) unsafe extern "C" fn optprobe_kp_post_handler(
         // record is consumed at the call site.
         if (*probe).entry_recording.load(Ordering::Acquire) {
             record_brk_delivery((*probe).addr, (*regs).__bindgen_anon_1.__bindgen_anon_1.sp as usize);
+            resume_at_call_site(probe, regs);
+            // Test builds: a resume at sym+4 that never reaches the call
+            // site (what multi-threaded TCG did), on demand.
+            let r = &mut (*regs).__bindgen_anon_1.__bindgen_anon_1;
+            if crate::test_hooks::skip_site_after_brk() && r.pc == (*probe).addr.wrapping_add(4) as u64 {
+                r.regs[9] = r.regs[30];
+                r.pc = (*probe).addr.wrapping_add(crate::entry::CALL_SITE + 4) as u64;
+            }
         } else if (*probe).carrier {
             // Test builds: a call the BRK delivered unrecorded stalls here,
             // as if preempted before the call site (ktest entry_window).
@@ -557,6 +565,65 @@ unsafe fn inc_nmissed_post(kp: *mut bindings::kprobe) -> bool {
 ///
 /// `data` is the `KBox<dyn ProbeHandler>` a live `Registration` owns; `regs`
 /// is the hit's `pt_regs`.
+/// After a BRK delivery that [`record_brk_delivery`] recorded: resume at
+/// the ftrace call site (`sym+8`) with the one instruction before it,
+/// `mov x9, x30` (src/entry.rs `is_entry_site` checked it is there), done
+/// here, instead of at `sym+4`.
+///
+/// Why: under QEMU's multi-threaded TCG, calls resuming at `sym+4` after
+/// the BRK's exception return ran, for whole rounds of ktest
+/// `entry_tokens`, code that never reached the call site's callback (one
+/// round in three to seven runs; never with `-accel tcg,thread=single`,
+/// never when resuming at the call site). Their records went stale and
+/// later calls of the same task and stack pointer that passed the landing
+/// pad took them: lost hits. On hardware the exception return is a context
+/// synchronization event, after which both resume points run the same call
+/// site; resuming at the call site is exact on both (README, "Entry probes
+/// through ftrace").
+///
+/// Only when `sym+4` still holds `mov x9, x30` (not the BRK of a kprobe
+/// there, nor an optprobe's branch: those must see the call), and no other
+/// kprobe at the address has a post-handler (those run after this one and
+/// must see `pc` and `x9` as the BRK path leaves them).
+///
+/// # Safety
+///
+/// As for [`optprobe_kp_post_handler`], which calls it with its own
+/// arguments.
+#[inline(always)]
+unsafe fn resume_at_call_site(probe: *mut Probe, regs: *mut bindings::pt_regs) {
+    // SAFETY: per the function's contract: a live probe, the BRK path's
+    // regs, preemption and interrupts disabled (RCU read side for the
+    // aggregate's list).
+    unsafe {
+        let addr = (*probe).addr;
+        let r = &mut (*regs).__bindgen_anon_1.__bindgen_anon_1;
+        // Still `mov x9, x30` there: a kprobe (BRK) or an optprobe (`b`) at
+        // sym+4 must see this call, so it resumes there.
+        if r.pc != addr.wrapping_add(4) as u64
+            || u32::from_le(ptr::read_volatile(addr.wrapping_add(4) as *const u32)) != crate::entry::MOV_X9_X30
+        {
+            return;
+        }
+        let own = ptr::addr_of_mut!((*probe).kp);
+        let at = hashed_at(probe, (*probe).syms);
+        if at.is_null() {
+            return;
+        }
+        let mut other_post = false;
+        if at != own {
+            for_each_in_aggregate(at, |k| {
+                other_post |= k != own && ptr::read_volatile(ptr::addr_of!((*k).post_handler)).is_some()
+            });
+        }
+        if other_post {
+            return;
+        }
+        r.regs[9] = r.regs[30];
+        r.pc = addr.wrapping_add(crate::entry::CALL_SITE) as u64;
+    }
+}
+
 #[no_mangle]
 pub(crate) unsafe extern "C" fn optprobe_rust_dispatch(data: *mut c_void, regs: *mut bindings::pt_regs) {
     // SAFETY: per the function's contract.

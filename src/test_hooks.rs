@@ -169,3 +169,31 @@ pub(crate) fn stall_unrecorded_brk() {}
 pub(crate) extern "C" fn optprobe_test_stall_next_brk(ms: core::ffi::c_uint) -> core::ffi::c_uint {
     STALL_NEXT_BRK_MS.swap(ms, core::sync::atomic::Ordering::Relaxed)
 }
+
+/// Test builds: while set, a recorded BRK delivery that would resume at
+/// `sym+4` skips the ftrace call site instead (`mov x9, x30` done, resume at
+/// `sym+12`): the calls QEMU's multi-threaded TCG ran without reaching the
+/// call site's callback (see hit.rs `resume_at_call_site`), made
+/// deterministic. With the fix no recorded delivery resumes there, so ktest
+/// `entry_tokens`, which sets it, loses nothing; without it, every one does.
+#[cfg(optprobe_test_hooks)]
+static SKIP_SITE_AFTER_BRK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+#[cfg(optprobe_test_hooks)]
+#[inline(always)]
+pub(crate) fn skip_site_after_brk() -> bool {
+    SKIP_SITE_AFTER_BRK.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(not(optprobe_test_hooks))]
+#[inline(always)]
+pub(crate) fn skip_site_after_brk() -> bool {
+    false
+}
+
+/// Test builds: set [`skip_site_after_brk`]; returns the previous setting.
+#[cfg(optprobe_test_hooks)]
+#[no_mangle]
+pub(crate) extern "C" fn optprobe_test_skip_site_after_brk(on: bool) -> bool {
+    SKIP_SITE_AFTER_BRK.swap(on, core::sync::atomic::Ordering::Relaxed)
+}
