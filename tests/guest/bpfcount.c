@@ -14,16 +14,8 @@
  * far) and creates GO.done. Exits 0, or 10+ on a failed step, after
  * printing which.
  */
-#define __NR_openat 56
-#define __NR_close 57
-#define __NR_read 63
-#define __NR_write 64
-#define __NR_exit 93
-#define __NR_nanosleep 101
-#define __NR_ioctl 29
-#define __NR_perf_event_open 241
-#define __NR_bpf 280
-#define AT_FDCWD -100
+#include "freestanding.h"
+
 #define O_WRONLY 1
 #define O_CREAT 0100
 
@@ -37,21 +29,6 @@
 
 typedef unsigned long long u64;
 typedef unsigned int u32;
-
-static long sys6(long nr, long a, long b, long c, long d, long e, long f)
-{
-	register long x8 __asm__("x8") = nr;
-	register long x0 __asm__("x0") = a;
-	register long x1 __asm__("x1") = b;
-	register long x2 __asm__("x2") = c;
-	register long x3 __asm__("x3") = d;
-	register long x4 __asm__("x4") = e;
-	register long x5 __asm__("x5") = f;
-
-	__asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
-	return x0;
-}
-#define sys3(nr, a, b, c) sys6(nr, (long)(a), (long)(b), (long)(c), 0, 0, 0)
 
 static void zero(void *p, long n)
 {
@@ -129,7 +106,7 @@ struct bpf_insn {
 };
 #define INSN(c, dst, src, o, i) { (c), (unsigned char)(((src) << 4) | (dst)), (o), (i) }
 
-static void run(long argc, char **argv)
+static void run(long argc, char **argv, char **envp)
 {
 	u64 attr[16], pattr[16];
 	u32 key = 0;
@@ -229,12 +206,3 @@ static void run(long argc, char **argv)
 	sys3(__NR_exit, 0, 0, 0);
 }
 
-__asm__(".globl _start\n_start:\n"
-	"	ldr x0, [sp]\n"
-	"	add x1, sp, #8\n"
-	"	bl run_entry\n");
-
-void run_entry(long argc, char **argv)
-{
-	run(argc, argv);
-}

@@ -13,24 +13,9 @@
  * Freestanding like runas.c (raw syscalls, no libc). Exits 0 when loaded,
  * 1 with "finsmod: FILE: error -ERRNO" on stderr otherwise.
  */
-#define __NR_openat 56
-#define __NR_close 57
-#define __NR_write 64
-#define __NR_exit 93
-#define __NR_finit_module 273
-#define AT_FDCWD -100
+#include "freestanding.h"
+
 #define O_RDONLY_CLOEXEC 02000000
-
-static long sys3(long nr, long a, long b, long c)
-{
-	register long x8 __asm__("x8") = nr;
-	register long x0 __asm__("x0") = a;
-	register long x1 __asm__("x1") = b;
-	register long x2 __asm__("x2") = c;
-
-	__asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
-	return x0;
-}
 
 static char params[4096];
 
@@ -64,7 +49,7 @@ static void say_error(const char *file, long err)
 	sys3(__NR_write, 2, (long)out, n);
 }
 
-static void run(long argc, char **argv)
+static void run(long argc, char **argv, char **envp)
 {
 	long fd, ret, len = 0, i;
 
@@ -92,13 +77,3 @@ static void run(long argc, char **argv)
 	sys3(__NR_exit, 0, 0, 0);
 }
 
-/* Entry: sp holds argc, then argv[]. */
-__asm__(".globl _start\n_start:\n"
-	"	ldr x0, [sp]\n"
-	"	add x1, sp, #8\n"
-	"	bl run_entry\n");
-
-void run_entry(long argc, char **argv)
-{
-	run(argc, argv);
-}

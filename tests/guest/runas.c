@@ -10,28 +10,9 @@
  *	write and close each (the shell's read loop is far too slow under
  *	TCG); prints "accepted N refused N" and exits 0.
  */
-#define __NR_setgroups 159
-#define __NR_setgid 144
-#define __NR_setuid 146
-#define __NR_execve 221
-#define __NR_exit 93
-#define __NR_openat 56
-#define __NR_close 57
-#define __NR_read 63
-#define __NR_write 64
-#define AT_FDCWD -100
+#include "freestanding.h"
+
 #define O_WRONLY 1
-
-static long sys3(long nr, long a, long b, long c)
-{
-	register long x8 __asm__("x8") = nr;
-	register long x0 __asm__("x0") = a;
-	register long x1 __asm__("x1") = b;
-	register long x2 __asm__("x2") = c;
-
-	__asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
-	return x0;
-}
 
 static long parse(const char *s)
 {
@@ -118,15 +99,3 @@ static void run(long argc, char **argv, char **envp)
 	sys3(__NR_exit, 4, 0, 0);
 }
 
-/* Entry: sp holds argc, then argv[], NULL, envp[]. */
-__asm__(".globl _start\n_start:\n"
-	"	ldr x0, [sp]\n"
-	"	add x1, sp, #8\n"
-	"	add x2, x1, x0, lsl #3\n"
-	"	add x2, x2, #8\n"
-	"	bl run_entry\n");
-
-void run_entry(long argc, char **argv, char **envp)
-{
-	run(argc, argv, envp);
-}
