@@ -23,7 +23,9 @@
 //! - While a probe's ops is attached, its kprobe's post-handler records
 //!   every call the BRK delivered (task, sp, address; src/hit.rs), and the
 //!   call site takes the record instead of delivering. Post-handlers run
-//!   exactly for calls that resume at `sym+4`, so every record is taken.
+//!   exactly for calls the BRK path resumes after `sym+0`, which resume at
+//!   the call site itself (`mov x9, x30` done: hit.rs `resume_at_call_site`)
+//!   or at `sym+4`, so every record is taken.
 //! - BRK to ftrace ([`enter`]): attach the ops, not delivering (the call
 //!   site only takes records, so none can go stale); recording on; if
 //!   `sym+0` is a BRK, wait for RCU-tasks (a task preempted in the window

@@ -120,20 +120,27 @@ pub(crate) unsafe extern "C" fn optprobe_kp_post_handler(
         // An entry probe delivered through ftrace whose `sym+0` holds a BRK
         // (a transition, or the core re-arming it): this call was just
         // delivered by that BRK and goes on to the ftrace call site, which
-        // must not deliver it again. Post-handlers run only for calls that
-        // resume at `sym+4` (none that a pre-handler redirected), so every
-        // record is consumed at the call site.
-        if (*probe).entry_recording.load(Ordering::Acquire) {
-            record_brk_delivery((*probe).addr, (*regs).__bindgen_anon_1.__bindgen_anon_1.sp as usize);
+        // must not deliver it again. Post-handlers run only for calls the
+        // BRK path resumes after `sym+0` (none that a pre-handler
+        // redirected); a call an earlier post-handler sent elsewhere gets
+        // no record, so every record is consumed at the call site. The
+        // call site's own run of the post-handlers (optprobe_entry_hit, on
+        // a `pt_regs` it built) is no BRK delivery and records nothing.
+        let addr = (*probe).addr;
+        let r = &mut (*regs).__bindgen_anon_1.__bindgen_anon_1;
+        if (*probe).entry_recording.load(Ordering::Acquire)
+            && is_exception_frame(regs)
+            && r.pc == addr.wrapping_add(4) as u64
+        {
+            record_brk_delivery(addr, r.sp as usize);
             resume_at_call_site(probe, regs);
             // Test builds: a resume at sym+4 that never reaches the call
             // site (what multi-threaded TCG did), on demand.
-            let r = &mut (*regs).__bindgen_anon_1.__bindgen_anon_1;
-            if crate::test_hooks::skip_site_after_brk() && r.pc == (*probe).addr.wrapping_add(4) as u64 {
+            if crate::test_hooks::skip_site_after_brk() && r.pc == addr.wrapping_add(4) as u64 {
                 r.regs[9] = r.regs[30];
-                r.pc = (*probe).addr.wrapping_add(crate::entry::CALL_SITE + 4) as u64;
+                r.pc = addr.wrapping_add(crate::entry::CALL_SITE + 4) as u64;
             }
-        } else if (*probe).carrier {
+        } else if (*probe).carrier && !(*probe).entry_recording.load(Ordering::Relaxed) {
             // Test builds: a call the BRK delivered unrecorded stalls here,
             // as if preempted before the call site (ktest entry_window).
             crate::test_hooks::stall_unrecorded_brk();
@@ -559,12 +566,6 @@ unsafe fn inc_nmissed_post(kp: *mut bindings::kprobe) -> bool {
     found
 }
 
-/// Dispatch a hit to a boxed [`ProbeHandler`].
-///
-/// # Safety
-///
-/// `data` is the `KBox<dyn ProbeHandler>` a live `Registration` owns; `regs`
-/// is the hit's `pt_regs`.
 /// After a BRK delivery that [`record_brk_delivery`] recorded: resume at
 /// the ftrace call site (`sym+8`) with the one instruction before it,
 /// `mov x9, x30` (src/entry.rs `is_entry_site` checked it is there), done
@@ -582,14 +583,16 @@ unsafe fn inc_nmissed_post(kp: *mut bindings::kprobe) -> bool {
 /// through ftrace").
 ///
 /// Only when `sym+4` still holds `mov x9, x30` (not the BRK of a kprobe
-/// there, nor an optprobe's branch: those must see the call), and no other
-/// kprobe at the address has a post-handler (those run after this one and
-/// must see `pc` and `x9` as the BRK path leaves them).
+/// there, nor an optprobe's branch: those must see the call; a hardware
+/// breakpoint there does not see calls the BRK delivered), and no other
+/// kprobe at the address has a post-handler that could look at the
+/// registers (those run after this one and must see `pc` and `x9` as the
+/// BRK path leaves them).
 ///
 /// # Safety
 ///
 /// As for [`optprobe_kp_post_handler`], which calls it with its own
-/// arguments.
+/// arguments, for a call the BRK path resumes at `sym+4`.
 #[inline(always)]
 unsafe fn resume_at_call_site(probe: *mut Probe, regs: *mut bindings::pt_regs) {
     // SAFETY: per the function's contract: a live probe, the BRK path's
@@ -598,11 +601,7 @@ unsafe fn resume_at_call_site(probe: *mut Probe, regs: *mut bindings::pt_regs) {
     unsafe {
         let addr = (*probe).addr;
         let r = &mut (*regs).__bindgen_anon_1.__bindgen_anon_1;
-        // Still `mov x9, x30` there: a kprobe (BRK) or an optprobe (`b`) at
-        // sym+4 must see this call, so it resumes there.
-        if r.pc != addr.wrapping_add(4) as u64
-            || u32::from_le(ptr::read_volatile(addr.wrapping_add(4) as *const u32)) != crate::entry::MOV_X9_X30
-        {
+        if u32::from_le(ptr::read_volatile(addr.wrapping_add(4) as *const u32)) != crate::entry::MOV_X9_X30 {
             return;
         }
         let own = ptr::addr_of_mut!((*probe).kp);
@@ -612,9 +611,8 @@ unsafe fn resume_at_call_site(probe: *mut Probe, regs: *mut bindings::pt_regs) {
         }
         let mut other_post = false;
         if at != own {
-            for_each_in_aggregate(at, |k| {
-                other_post |= k != own && ptr::read_volatile(ptr::addr_of!((*k).post_handler)).is_some()
-            });
+            // Disabled ones count too: enable_kprobe() does not wait for us.
+            for_each_in_aggregate(at, |k| other_post |= k != own && has_register_post_handler(k));
         }
         if other_post {
             return;
@@ -624,6 +622,41 @@ unsafe fn resume_at_call_site(probe: *mut Probe, regs: *mut bindings::pt_regs) {
     }
 }
 
+/// Is `regs` the frame of an exception taken at EL1 (the BRK path), not a
+/// `pt_regs` a caller built? The entry code pushes the frame right below
+/// the interrupted stack pointer: `regs->sp` is the frame's end.
+#[inline(always)]
+fn is_exception_frame(regs: *mut bindings::pt_regs) -> bool {
+    // SAFETY: reads a field of the caller's live `pt_regs`.
+    let sp = unsafe { (*regs).__bindgen_anon_1.__bindgen_anon_1.sp };
+    // CAST: an address.
+    (regs as usize).wrapping_add(core::mem::size_of::<bindings::pt_regs>()) as u64 == sp
+}
+
+/// Does kprobe `k` have a post-handler that may look at the registers? Our
+/// own kprobes at a function entry carry one only to record BRK deliveries
+/// unless their owner gave one ([`runs_post_handler`] without the flags).
+///
+/// # Safety
+///
+/// `k` is a live kprobe.
+#[inline(always)]
+unsafe fn has_register_post_handler(k: *mut bindings::kprobe) -> bool {
+    // SAFETY: per the function's contract; volatile, as other CPUs change them.
+    unsafe {
+        let Some(post) = ptr::read_volatile(ptr::addr_of!((*k).post_handler)) else { return false };
+        // CAST: function addresses, compared only.
+        post as usize != optprobe_kp_post_handler as *const () as usize
+            || ptr::read_volatile(ptr::addr_of!((*k.cast::<Probe>()).post_handler)).is_some()
+    }
+}
+
+/// Dispatch a hit to a boxed [`ProbeHandler`].
+///
+/// # Safety
+///
+/// `data` is the `KBox<dyn ProbeHandler>` a live `Registration` owns; `regs`
+/// is the hit's `pt_regs`.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn optprobe_rust_dispatch(data: *mut c_void, regs: *mut bindings::pt_regs) {
     // SAFETY: per the function's contract.
@@ -835,10 +868,9 @@ pub(crate) unsafe extern "C" fn optprobe_entry_hit(probe: *mut c_void, regs: *mu
                     post((*probe).data, regs);
                 }
             } else if let Some(post) = ptr::read_volatile(ptr::addr_of!((*kp).post_handler)) {
+                // Our own post-handler in the aggregate records nothing
+                // here: `regs` is no exception frame.
                 post(kp, regs, 0);
-                // Our own post-handler in the aggregate recorded this call
-                // as a BRK delivery; it was not one.
-                take_brk_delivery(addr, sp);
             }
         }
         *current = ptr::null_mut();

@@ -331,7 +331,9 @@ int case_entry_tokens(void)
 	tok_text = text;
 	skip_site = __symbol_get("optprobe_test_skip_site_after_brk");
 	if (!skip_site) {
+		pr_err("optprobe_ktest: entry_tokens needs a test build of optprobe (OPTPROBE_TEST_HOOKS=1)\n");
 		tok_end("optprobe_test_entry_text", text, true);
+		tok_text = NULL;
 		return -ENOENT;
 	}
 	ret = tok_phase("BRK only", NULL, 2000, &ref_missed);
