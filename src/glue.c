@@ -231,6 +231,19 @@ struct optprobe_ftrace {
 	struct ftrace_ops ops;
 };
 
+/*
+ * Is `regs` the frame of an exception taken at EL1 (the BRK path), not a
+ * pt_regs a caller built (optprobe_ftrace_func's)? The entry code
+ * (kernel_ventry, kernel_entry) pushes PT_REGS_SIZE bytes right below the
+ * interrupted stack pointer, which it saves as regs->sp. In C, so that the
+ * size is the kernel's own sizeof (src/hit.rs's post-handler asks).
+ */
+bool notrace optprobe_is_exception_frame(struct pt_regs *regs)
+{
+	return (unsigned long)regs + sizeof(*regs) == regs->sp;
+}
+NOKPROBE_SYMBOL(optprobe_is_exception_frame);
+
 #ifdef CONFIG_DYNAMIC_FTRACE_WITH_ARGS
 /* `ret`: where an overridden function "returns" from (see below). */
 void optprobe_entry_return(void);

@@ -59,6 +59,8 @@ void optprobe_dispatch(void *probe, struct pt_regs *regs);
 void optprobe_fallback_work(void);
 int optprobe_entry_hit(void *probe, struct pt_regs *regs);
 void optprobe_entry_drop_record(void *probe, unsigned long sp);
+/* The BRK path's pt_regs (an EL1 exception frame), not a built one. */
+bool optprobe_is_exception_frame(struct pt_regs *regs);
 /* Entry probes through ftrace (src/entry.rs). */
 int optprobe_ftrace_attach(void *probe, unsigned long site, void **handle);
 int optprobe_ftrace_detach(void *handle);

@@ -128,10 +128,9 @@ pub(crate) unsafe extern "C" fn optprobe_kp_post_handler(
         // a `pt_regs` it built) is no BRK delivery and records nothing.
         let addr = (*probe).addr;
         let r = &mut (*regs).__bindgen_anon_1.__bindgen_anon_1;
-        if (*probe).entry_recording.load(Ordering::Acquire)
-            && is_exception_frame(regs)
-            && r.pc == addr.wrapping_add(4) as u64
-        {
+        // Read once: the stall below is for exactly the unrecorded ones.
+        let recording = (*probe).entry_recording.load(Ordering::Acquire);
+        if recording && bindings::optprobe_is_exception_frame(regs) && r.pc == addr.wrapping_add(4) as u64 {
             record_brk_delivery(addr, r.sp as usize);
             resume_at_call_site(probe, regs);
             // Test builds: a resume at sym+4 that never reaches the call
@@ -140,7 +139,7 @@ pub(crate) unsafe extern "C" fn optprobe_kp_post_handler(
                 r.regs[9] = r.regs[30];
                 r.pc = addr.wrapping_add(crate::entry::CALL_SITE + 4) as u64;
             }
-        } else if (*probe).carrier && !(*probe).entry_recording.load(Ordering::Relaxed) {
+        } else if (*probe).carrier && !recording {
             // Test builds: a call the BRK delivered unrecorded stalls here,
             // as if preempted before the call site (ktest entry_window).
             crate::test_hooks::stall_unrecorded_brk();
@@ -620,17 +619,6 @@ unsafe fn resume_at_call_site(probe: *mut Probe, regs: *mut bindings::pt_regs) {
         r.regs[9] = r.regs[30];
         r.pc = addr.wrapping_add(crate::entry::CALL_SITE) as u64;
     }
-}
-
-/// Is `regs` the frame of an exception taken at EL1 (the BRK path), not a
-/// `pt_regs` a caller built? The entry code pushes the frame right below
-/// the interrupted stack pointer: `regs->sp` is the frame's end.
-#[inline(always)]
-fn is_exception_frame(regs: *mut bindings::pt_regs) -> bool {
-    // SAFETY: reads a field of the caller's live `pt_regs`.
-    let sp = unsafe { (*regs).__bindgen_anon_1.__bindgen_anon_1.sp };
-    // CAST: an address.
-    (regs as usize).wrapping_add(core::mem::size_of::<bindings::pt_regs>()) as u64 == sp
 }
 
 /// Does kprobe `k` have a post-handler that may look at the registers? Our
