@@ -141,17 +141,17 @@ static void tok_timers_stop(void)
  */
 static void tok_report_gaps(unsigned long issued)
 {
-	unsigned long t = 0, end, lost = 0, lost_irq = 0;
+	unsigned long t = 0, end, irq, lost = 0, lost_irq = 0;
 	unsigned int shown = 0;
 
 	while ((t = find_next_zero_bit(tok_map, issued, t)) < issued) {
 		end = find_next_bit(tok_map, issued, t);
+		irq = bitmap_weight(tok_irq_map, end) - bitmap_weight(tok_irq_map, t);
 		if (shown++ < 8)
 			pr_err("optprobe_ktest: entry_tokens: not delivered: tokens %lu..%lu (%lu, %lu from a hardirq)\n",
-			       t, end - 1, end - t, (unsigned long)bitmap_weight(tok_irq_map, end) -
-			       bitmap_weight(tok_irq_map, t));
+			       t, end - 1, end - t, irq);
 		lost += end - t;
-		lost_irq += bitmap_weight(tok_irq_map, end) - bitmap_weight(tok_irq_map, t);
+		lost_irq += irq;
 		t = end;
 	}
 	pr_err("optprobe_ktest: entry_tokens: %lu tokens not delivered in %u gaps, %lu of them from a hardirq (%lu of %lu tokens issued from one)\n",
