@@ -373,6 +373,7 @@ int optprobe_ftrace_detach(void *handle) { return 0; }
 
 /* The hit path: trampoline -> dispatch [-> callback -> pre-handler] -> handler. */
 NOKPROBE_SYMBOL(optprobe_dispatch);
+NOKPROBE_SYMBOL(optprobe_dispatch_el2);
 NOKPROBE_SYMBOL(optprobe_callback);
 NOKPROBE_SYMBOL(optprobe_kp_pre_handler);
 NOKPROBE_SYMBOL(optprobe_kp_post_handler);

@@ -56,6 +56,7 @@ void optprobe_kp_post_handler(struct kprobe *kp, struct pt_regs *regs, unsigned 
 void optprobe_rust_dispatch(void *data, struct pt_regs *regs);
 void optprobe_callback(void *probe, struct pt_regs *regs);
 void optprobe_dispatch(void *probe, struct pt_regs *regs);
+void optprobe_dispatch_el2(void *probe, struct pt_regs *regs);
 void optprobe_fallback_work(void);
 int optprobe_entry_hit(void *probe, struct pt_regs *regs);
 void optprobe_entry_drop_record(void *probe, unsigned long sp);

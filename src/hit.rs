@@ -147,39 +147,16 @@ pub(crate) unsafe extern "C" fn optprobe_kp_post_handler(
     }
 }
 
-/// Called by every trampoline (its `callback` literal) with `x0` = the
-/// probe, `x1` = `sp` = the hit's full `pt_regs`, `x29` = record A and `x30`
-/// = the return into the trampoline, which restores every general register
-/// from `pt_regs` afterwards: this code may use any of them but `sp`,
-/// `x29`, which the handler's frame record links through, and `x18`, the
-/// shadow call stack pointer under `SHADOW_CALL_STACK`.
-///
-/// The common case, a lone kprobe of our own (the kernel left `kp.list`
-/// pointing at itself: no aggregate) with no other kprobe active on this
-/// CPU, runs here in straight-line code: no frame, no pointer
-/// authentication, no call but the handler's. It is `run_own` exactly:
-/// preemption disabled as arm64's `preempt_disable()` does it (the task's
-/// own count, plain load and store), `current_kprobe` and `kprobe_status`
-/// set for the handler's duration, the hit counted on this CPU, the handler
-/// called, and `preempt_enable()` as arm64's `__preempt_count_dec_and_test()`,
-/// with the config's own path when a reschedule is due. A disabled or gone
-/// kprobe runs nothing. Everything else (an aggregate, another kprobe active:
-/// a missed hit) goes to [`optprobe_callback`] with preemption disabled.
-///
-/// Under kCFI (`CONFIG_CFI_CLANG`, since 7.0 `CONFIG_CFI`) every hit takes
-/// that path: an indirect call from asm carries no kCFI type check, a
-/// compiled one does.
-///
-/// The return address into the trampoline stays in x19 unsigned, as
-/// `ftrace_caller` keeps lr: asm that calls C does not sign it.
-///
-/// # Safety
-///
-/// Only trampolines call this, with `probe` from their literal (a live Probe,
-/// kept alive until after `synchronize_rcu_tasks()`) and `regs` = `sp`.
+/// Defines one dispatch: `$name` reads the per-CPU offset with `$tpidr`.
+/// The two (EL1 and EL2) differ in that one instruction, which the kernel
+/// patches with an alternative and a module cannot; the trampoline's
+/// `callback` literal names the one for the level the kernel runs at.
+macro_rules! define_dispatch {
+    ($(#[$doc:meta])* $name:ident, $tpidr:literal) => {
+$(#[$doc])*
 #[unsafe(naked)]
 #[no_mangle]
-pub(crate) unsafe extern "C" fn optprobe_dispatch(probe: *mut c_void, regs: *mut bindings::pt_regs) {
+pub(crate) unsafe extern "C" fn $name(probe: *mut c_void, regs: *mut bindings::pt_regs) {
     core::arch::naked_asm!(
         // Reached by `blr x16`. x0 and x1 stay as they came until the
         // general path or the handler call.
@@ -195,14 +172,10 @@ pub(crate) unsafe extern "C" fn optprobe_dispatch(probe: *mut c_void, regs: *mut
         ".if {cfi}",
         "b 5f",
         ".endif",
-        // This CPU's per-CPU offset (VHE: out of line), and its
-        // current_kprobe slot.
-        "ldr x9, [x0, #{syms}]",
-        "ldrb w10, [x9, #{percpu_el2}]",
-        "cbnz w10, 7f",
-        "mrs x25, tpidr_el1",
-        "2:",
-        "ldp x23, x24, [x9, #{current_kprobe}]",
+        // This CPU's per-CPU offset, and its current_kprobe slot (the
+        // per-CPU addresses are the probe's own copies).
+        concat!("mrs x25, ", $tpidr),
+        "ldp x23, x24, [x0, #{pcpu_current_kprobe}]",
         "add x23, x23, x25",
         // One branch to the general path for all that it handles: not alone
         // at the address (an aggregate: kp.list is not empty), another
@@ -225,13 +198,13 @@ pub(crate) unsafe extern "C" fn optprobe_dispatch(probe: *mut c_void, regs: *mut
         "str x0, [x23]",
         "mov w8, #{hit_active}",
         "str w8, [x24, x25]",
-        // The hit, on this CPU's counter.
-        "ldr x8, [x0, #{hits}]",
+        // The hit, on this CPU's counter, and the handler's data (one
+        // `ldp`: `data` follows `hits`).
+        "ldp x8, x0, [x0, #{hits}]",
         "ldr x9, [x8, x25]",
         "add x9, x9, #1",
         "str x9, [x8, x25]",
         // The handler (read once: an orphan's is cleared on another CPU).
-        "ldr x0, [x0, #{data}]",
         "blr x10",
         "str xzr, [x23]",
         // preempt_enable().
@@ -255,9 +228,6 @@ pub(crate) unsafe extern "C" fn optprobe_dispatch(probe: *mut c_void, regs: *mut
         "6:",
         "bl {resched}",
         "ret x19",
-        "7:",
-        "mrs x25, tpidr_el2",
-        "b 2b",
         preempt_count = const cfg!(CONFIG_PREEMPT_COUNT) as u32,
         cfi = const cfg!(any(CONFIG_CFI, CONFIG_CFI_CLANG)) as u32,
         // current_thread_info() is current: thread_info is task_struct's
@@ -267,22 +237,87 @@ pub(crate) unsafe extern "C" fn optprobe_dispatch(probe: *mut c_void, regs: *mut
         kp_list_next = const offset_of!(bindings::kprobe, list) + offset_of!(bindings::list_head, next),
         kp_flags = const offset_of!(bindings::kprobe, flags),
         kp_off = const bindings::KPROBE_FLAG_DISABLED | bindings::KPROBE_FLAG_GONE,
-        syms = const offset_of!(Probe, syms),
-        percpu_el2 = const offset_of!(sys::Symbols, percpu_el2),
-        current_kprobe = const offset_of!(sys::Symbols, current_kprobe),
+        pcpu_current_kprobe = const offset_of!(Probe, pcpu_current_kprobe),
         hit_active = const KPROBE_HIT_ACTIVE,
         hits = const offset_of!(Probe, hits),
         handler = const offset_of!(Probe, handler),
-        data = const offset_of!(Probe, data),
         callback = sym optprobe_callback,
         resched = sym bindings::optprobe_preempt_resched,
     )
 }
+    };
+}
 
-// What optprobe_dispatch's loads assume: `ldp` of the two per-CPU bases
-// (`Symbols` is `repr(C)`), `str w8, [x24, x25]` at kprobe_status, and the
-// kprobe at the start of its Probe.
-const _: () = assert!(offset_of!(sys::Symbols, kprobe_ctlblk) == offset_of!(sys::Symbols, current_kprobe) + 8);
+define_dispatch!(
+    /// Called by every trampoline (its `callback` literal) with `x0` = the
+    /// probe, `x1` = `sp` = the hit's full `pt_regs`, `x29` = record A and
+    /// `x30` = the return into the trampoline, which restores every general
+    /// register from `pt_regs` afterwards: this code may use any of them but
+    /// `sp`, `x29`, which the handler's frame record links through, and
+    /// `x18`, the shadow call stack pointer under `SHADOW_CALL_STACK`.
+    ///
+    /// The common case, a lone kprobe of our own (the kernel left `kp.list`
+    /// pointing at itself: no aggregate) with no other kprobe active on this
+    /// CPU, runs here in straight-line code: no frame, no pointer
+    /// authentication, no call but the handler's. It is `run_own` exactly:
+    /// preemption disabled as arm64's `preempt_disable()` does it (the
+    /// task's own count, plain load and store), `current_kprobe` and
+    /// `kprobe_status` set for the handler's duration, the hit counted on
+    /// this CPU, the handler called, and `preempt_enable()` as arm64's
+    /// `__preempt_count_dec_and_test()`, with the config's own path when a
+    /// reschedule is due. A disabled or gone kprobe runs nothing.
+    /// Everything else (an aggregate, another kprobe active: a missed hit)
+    /// goes to [`optprobe_callback`] with preemption disabled.
+    ///
+    /// Preemption is the task's count and not masked interrupts, although
+    /// the BRK path runs handlers with DAIF masked: under QEMU's TCG a
+    /// write of DAIF ends the translation block, and `make bench-ablation`'s
+    /// irq-mask variant measured it at +58 ns a hit against the count's
+    /// 0 ns (both in one table, README "Where the time goes").
+    ///
+    /// Under kCFI (`CONFIG_CFI_CLANG`, since 7.0 `CONFIG_CFI`) every hit
+    /// takes that path: an indirect call from asm carries no kCFI type
+    /// check, a compiled one does.
+    ///
+    /// The return address into the trampoline stays in x19 unsigned, as
+    /// `ftrace_caller` keeps lr: asm that calls C does not sign it.
+    ///
+    /// This one reads the per-CPU offset from tpidr_el1 (the kernel at EL1);
+    /// [`optprobe_dispatch_el2`] is the same for a kernel at EL2 (VHE).
+    ///
+    /// # Safety
+    ///
+    /// Only trampolines call this, with `probe` from their literal (a live
+    /// Probe, kept alive until after `synchronize_rcu_tasks()`) and `regs` =
+    /// `sp`.
+    optprobe_dispatch, "tpidr_el1"
+);
+
+define_dispatch!(
+    /// [`optprobe_dispatch`] for a kernel at EL2 (VHE), where the per-CPU
+    /// offset is in tpidr_el2.
+    ///
+    /// # Safety
+    ///
+    /// As for [`optprobe_dispatch`].
+    optprobe_dispatch_el2, "tpidr_el2"
+);
+
+/// The dispatch for trampolines on this kernel: the per-CPU offset's
+/// register depends on the exception level the kernel runs at.
+pub(crate) fn dispatch_for(s: &sys::Symbols) -> u64 {
+    let dispatch: unsafe extern "C" fn(*mut c_void, *mut bindings::pt_regs) =
+        if s.percpu_el2 { optprobe_dispatch_el2 } else { optprobe_dispatch };
+    // CAST: a function address, for the trampoline's literal.
+    dispatch as usize as u64
+}
+
+// What the dispatches' loads assume (`Probe` is `repr(C)`): `ldp` of the
+// two per-CPU bases and of `hits` with `data`, `str w8, [x24, x25]` at
+// kprobe_status, and the kprobe at the start of its Probe.
+const _: () = assert!(offset_of!(Probe, pcpu_kprobe_ctlblk) == offset_of!(Probe, pcpu_current_kprobe) + 8);
+const _: () = assert!(offset_of!(Probe, data) == offset_of!(Probe, hits) + 8);
+const _: () = assert!(core::mem::size_of::<sys::PerCpuCounter>() == 8);
 const _: () = assert!(offset_of!(bindings::kprobe_ctlblk, kprobe_status) == 0);
 const _: () = assert!(offset_of!(Probe, kp) == 0);
 

@@ -173,7 +173,7 @@ fn prepare(pool: &mut Pool, others: &[KBox<Probe>], lock: &sys::TextLock, probe:
         site: site as u64,
         orig_insn,
         probe: probe as *mut Probe as u64,
-        callback: hit::optprobe_dispatch as *const () as u64,
+        callback: hit::dispatch_for(probe.syms),
         link: frame_link(site),
         kernel_at_el2: probe.syms.percpu_el2,
         read_pan: sys::kernel_uses_pan(),

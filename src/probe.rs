@@ -77,8 +77,14 @@ pub(crate) struct Probe {
     pub(crate) name: Name,
     pub(crate) handler: Option<RawHandler>,
     pub(crate) post_handler: Option<RawHandler>,
-    pub(crate) data: *mut c_void,
+    /// The per-CPU `current_kprobe` and `kprobe_ctlblk` (copies of the
+    /// `syms` entries, which never change), beside each other so that the
+    /// hit path's asm loads both with one `ldp` straight from the probe.
+    pub(crate) pcpu_current_kprobe: *mut c_void,
+    pub(crate) pcpu_kprobe_ctlblk: *mut c_void,
+    /// `hits` then `data`: the hit path's asm loads both with one `ldp`.
     pub(crate) hits: sys::PerCpuCounter,
+    pub(crate) data: *mut c_void,
     pub(crate) state: State,
     /// Why the probe is not optimized. Static: the C ABI hands it out, and a
     /// caller may keep it past unregister.
@@ -132,8 +138,10 @@ impl Probe {
                 name: spec.name,
                 handler: spec.handler,
                 post_handler: spec.post_handler,
-                data: spec.data,
+                pcpu_current_kprobe: sys::syms().current_kprobe,
+                pcpu_kprobe_ctlblk: sys::syms().kprobe_ctlblk,
                 hits: sys::PerCpuCounter::new()?,
+                data: spec.data,
                 state: State::Kprobe,
                 reason: c"not optimized yet",
                 slot: 0,
