@@ -19,7 +19,8 @@
  *   optprobe_tmpl_reloc_lit   literal: the relocation's 64-bit value
  *   optprobe_tmpl_probe       literal: the struct the callback receives
  *   optprobe_tmpl_pc          literal: the probe address (regs->pc)
- *   optprobe_tmpl_callback    literal: the callback's address (optprobe_dispatch)
+ *   optprobe_tmpl_callback    literal: the callback's address (optprobe_dispatch,
+ *                             or optprobe_dispatch_el2 on a VHE kernel)
  *
  * The local optprobe_tmpl_part_* labels only divide the code into its parts
  * for scripts/hitpath-insns; nothing is patched there.
@@ -28,8 +29,8 @@
  *   [sp0 - 16, sp0)               record B: {x29, x30} as at the probe
  *   [sp0 - FRAME, sp0 - 16)       struct pt_regs; its stackframe[] is record A:
  *                                 {frame link, probe address}
- * x29 points at record A while the callback (src/hit.rs optprobe_dispatch,
- * which builds no frame record of its own) runs, so an unwind from a handler
+ * x29 points at record A while the callback (src/hit.rs optprobe_dispatch or
+ * its EL2 twin, which build no frame record of their own) runs, so an unwind from a handler
  * shows: handler, optprobe_dispatch (or optprobe_callback, then
  * optprobe_dispatch, on the general path), <probed function>, then either the
  * caller via record B (probes before the function's own frame record exists:

@@ -10,9 +10,8 @@ use kernel::error::{code, Error};
 use kernel::prelude::*;
 
 /// Unexported kernel symbols, resolved once at load through `kallsyms_lookup_name`.
-/// `repr(C)`: the hit path's asm loads `current_kprobe` and `kprobe_ctlblk`
-/// as one pair.
-#[repr(C)]
+/// (The hit path's asm reads the per-CPU ones from each probe's own copies:
+/// `Probe::pcpu_current_kprobe`.)
 pub(crate) struct Symbols {
     pub(crate) patch_text: *mut c_void,
     pub(crate) insn_copy: *mut c_void,

@@ -283,8 +283,8 @@ int case_context(void)
 	/* A lone probe's handler is called by the trampoline's fast path
 	 * (under kCFI every hit takes the general path, optprobe_callback). */
 	if (!IS_ENABLED(CONFIG_CFI_CLANG) && !IS_ENABLED(CONFIG_CFI))
-		CHECK(!strncmp(ctx_caller, "optprobe_dispatch+", 18), "handler called from %s, want optprobe_dispatch",
-		      ctx_caller);
+		CHECK(!strncmp(ctx_caller, "optprobe_dispatch+", 18) || !strncmp(ctx_caller, "optprobe_dispatch_el2+", 22),
+		      "handler called from %s, want optprobe_dispatch (optprobe_dispatch_el2 at EL2)", ctx_caller);
 	if (IS_ENABLED(CONFIG_PREEMPTION)) {
 		ctx_want_resched = true;
 		optprobe_target_args(1, 0, 0, 0, 0, 0, 0, 0);
