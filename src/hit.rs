@@ -272,8 +272,9 @@ define_dispatch!(
     /// Preemption is the task's count and not masked interrupts, although
     /// the BRK path runs handlers with DAIF masked: under QEMU's TCG a
     /// write of DAIF ends the translation block, and `make bench-ablation`'s
-    /// irq-mask variant measured it at +58 ns a hit against the count's
-    /// 0 ns (both in one table, README "Where the time goes").
+    /// irq-mask variant measured it at +26 ns a hit (+56 ns raw) where the
+    /// count was lost in the noise (README "Where the time goes"). x86's
+    /// optprobes and kprobes on ftrace also disable only preemption.
     ///
     /// Under kCFI (`CONFIG_CFI_CLANG`, since 7.0 `CONFIG_CFI`) every hit
     /// takes that path: an indirect call from asm carries no kCFI type
@@ -820,8 +821,8 @@ pub(crate) fn forget_records(addr: usize) -> usize {
 ///
 /// Called only by that callback, with `probe` from the ops' `private` (a
 /// live Probe: the ops is unregistered, which waits for every callback,
-/// before the probe can be freed), preemption and interrupts disabled, and
-/// `regs` on the stack.
+/// before the probe can be freed), preemption disabled (ftrace's recursion
+/// guard), and `regs` on the stack.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn optprobe_entry_hit(probe: *mut c_void, regs: *mut bindings::pt_regs) -> c_int {
     let probe = probe.cast::<Probe>();
