@@ -437,6 +437,74 @@ static void entry_post_handler(void *data, struct pt_regs *regs)
 	check_status(KPROBE_HIT_SSDONE);
 }
 
+/*
+ * entry_regs: the register contract of a hit delivered through ftrace
+ * (README, "The register contract at an entry probe"): what ftrace saved,
+ * and every other field zero, whatever the stack held before (it is
+ * poisoned first, where the callback will build its pt_regs).
+ */
+static struct pt_regs entry_regs_seen;
+static atomic_t entry_regs_hits;
+
+static void entry_regs_handler(void *data, struct pt_regs *regs)
+{
+	entry_regs_seen = *regs;
+	atomic_inc(&entry_regs_hits);
+}
+
+static noinline void entry_poison_stack(void)
+{
+	u8 buf[1536];
+
+	memset(buf, 0x5a, sizeof(buf));
+	OPTIMIZER_HIDE_VAR(buf[0]);
+	barrier_data(buf);
+}
+
+int case_entry_regs(void)
+{
+	struct optprobe_desc d = {
+		.addr = optprobe_target_token, .name = "entry_regs", .handler = entry_regs_handler,
+	};
+	const struct pt_regs *r = &entry_regs_seen;
+	const u64 token = 0x0123456789abcdefull;
+	int ret, i;
+
+	if (!system_supports_bti_kernel()) {
+		pr_info("optprobe_ktest: entry_regs: BTI not enforced, nothing goes through ftrace here\n");
+		return 0;
+	}
+	ret = optprobe_register(&d);
+	if (ret)
+		return ret;
+	CHECK(optprobe_state(d.probe) == OPTPROBE_STATE_FTRACE, "state %d (%s), want ftrace",
+	      optprobe_state(d.probe), reason_of(d.probe));
+	memset(&entry_regs_seen, 0xa5, sizeof(entry_regs_seen));
+	entry_poison_stack();
+	CHECK(optprobe_target_token(token) == token + 1, "the call's result changed");
+	CHECK(atomic_read(&entry_regs_hits) == 1, "%d hits, want 1", atomic_read(&entry_regs_hits));
+	CHECK(r->regs[0] == token && r->orig_x0 == token, "x0 %llx, orig_x0 %llx, want %llx",
+	      r->regs[0], r->orig_x0, token);
+	for (i = 9; i <= 28; i++)
+		CHECK(r->regs[i] == 0, "x%d = %llx, want 0", i, r->regs[i]);
+	CHECK(r->pc == (u64)optprobe_target_token, "pc %llx, want %px", r->pc, optprobe_target_token);
+	CHECK(r->syscallno == NO_SYSCALL && !in_syscall(r), "syscallno %d", r->syscallno);
+	/* After syscallno: the priority mask or 6.12's unused word, sdei_ttbr1,
+	 * the frame words. */
+	CHECK(!memchr_inv((u8 *)&r->syscallno + sizeof(r->syscallno), 0,
+			  sizeof(*r) - offsetof(struct pt_regs, syscallno) - sizeof(r->syscallno)),
+	      "pt_regs after syscallno is not zero");
+	CHECK((r->pstate & PSR_MODE_MASK) == (read_sysreg(CurrentEL) | PSR_MODE_THREAD_BIT),
+	      "pstate mode %llx", r->pstate & PSR_MODE_MASK);
+	CHECK(!(r->pstate & ~(u64)(PSR_D_BIT | PSR_A_BIT | PSR_I_BIT | PSR_F_BIT | PSR_MODE_MASK)),
+	      "pstate %llx: more than DAIF and the mode", r->pstate);
+	CHECK(interrupts_enabled(r), "interrupts_enabled() is false in a context with interrupts on");
+	pr_info("optprobe_ktest: entry_regs: x0 and orig_x0 the token, x9-x28 and the tail 0, pstate %llx\n", r->pstate);
+out:
+	optprobe_unregister(d.probe);
+	return ret;
+}
+
 int case_entry_post(void)
 {
 	struct optprobe_desc d = {

@@ -103,5 +103,6 @@ void foreign_exit(void);
 int case_entry_tokens(void);
 int case_entry_window(void);
 int case_entry_post(void);
+int case_entry_regs(void);
 
 #endif

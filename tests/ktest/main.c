@@ -13,7 +13,7 @@
 
 char *test_case = "";
 module_param_named(case, test_case, charp, 0);
-MODULE_PARM_DESC(case, "hits|flags|fallback|backtrace|coexist|scale|races|torture|reloc|reason|handles|missed|pages|regs|late_post|faults|leak|call|cost|hold_post|hold_other|hold_pc|hold_override|entry_tokens|entry_window|entry_post");
+MODULE_PARM_DESC(case, "hits|flags|fallback|backtrace|coexist|scale|races|torture|reloc|reason|handles|missed|pages|regs|late_post|faults|leak|call|cost|hold_post|hold_other|hold_pc|hold_override|entry_tokens|entry_window|entry_post|entry_regs");
 unsigned int seconds = 10;
 module_param(seconds, uint, 0);
 unsigned int calls = 100;
@@ -112,6 +112,7 @@ static const struct {
 	{ "entry_tokens", case_entry_tokens },
 	{ "entry_window", case_entry_window },
 	{ "entry_post", case_entry_post },
+	{ "entry_regs", case_entry_regs },
 };
 
 static int __init ktest_init(void)
