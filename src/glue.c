@@ -256,6 +256,13 @@ asm(".pushsection .text, \"ax\"\n"
     ".popsection\n");
 NOKPROBE_SYMBOL(optprobe_entry_return);
 
+/* 6.12's pt_regs has u64 pmr_save, 6.13+'s u32 pmr (Kbuild detects which). */
+#ifdef OPTPROBE_PT_REGS_PMR_SAVE
+#define OPTPROBE_REGS_PMR(regs) ((regs)->pmr_save)
+#else
+#define OPTPROBE_REGS_PMR(regs) ((regs)->pmr)
+#endif
+
 #ifdef arch_ftrace_regs
 #define optprobe_fregs(fregs) arch_ftrace_regs(fregs)
 #else
@@ -272,8 +279,10 @@ NOKPROBE_SYMBOL(optprobe_entry_return);
  *
  * Not with interrupts masked, as the BRK path runs handlers: that cost
  * 516 -> 392 ns a hit in one make bench-ablation boot (QEMU TCG ends a
- * translation block at each DAIF write), and a hit from an interrupt during
- * a handler is counted missed either way, as on the trampoline path.
+ * translation block at each DAIF write). The price: a hit from an
+ * interrupt that arrives during a handler is counted missed (with
+ * interrupts masked it waited and was delivered), as on the trampoline
+ * path and in x86's kprobe_ftrace_handler.
  */
 static void notrace optprobe_ftrace_func(unsigned long ip, unsigned long parent_ip,
 					 struct ftrace_ops *op, struct ftrace_regs *fregs)
@@ -298,10 +307,18 @@ static void notrace optprobe_ftrace_func(unsigned long ip, unsigned long parent_
 	regs.sp = f->sp;
 	regs.pc = 0;
 	/* orig_x0 to the end: syscallno, the priority mask, sdei_ttbr1 and the
-	 * frame words, whichever this kernel's pt_regs has. */
-	memset(&regs.orig_x0, 0, sizeof(regs) - offsetof(struct pt_regs, orig_x0));
+	 * frame words, whichever this kernel's pt_regs has (from the struct's
+	 * start: a memset from &regs.orig_x0 overruns that field as FORTIFY
+	 * sees it). */
+	memset((char *)&regs + offsetof(struct pt_regs, orig_x0), 0,
+	       sizeof(regs) - offsetof(struct pt_regs, orig_x0));
 	regs.orig_x0 = f->regs[0];
 	regs.syscallno = NO_SYSCALL;
+	/* The saved priority mask, as the trampoline saves it: the live one
+	 * under pseudo-NMI, else the unmasked value interrupts_enabled()
+	 * expects (0 read as masked under pseudo-NMI). */
+	OPTPROBE_REGS_PMR(&regs) = system_uses_irq_prio_masking() ?
+		read_sysreg_s(SYS_ICC_PMR_EL1) : GIC_PRIO_IRQON;
 	regs.pstate = (is_kernel_in_hyp_mode() ? PSR_MODE_EL2h : PSR_MODE_EL1h) |
 		      (read_sysreg(daif) & (PSR_D_BIT | PSR_A_BIT | PSR_I_BIT | PSR_F_BIT));
 	/* Recursion (a handler calling a probed function) is refused, as

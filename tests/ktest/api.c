@@ -3,12 +3,6 @@
  * optprobe_ktest: the C ABI cases -- hits, flags, fallback, backtrace, scale, coexist.
  */
 #include "ktest.h"
-/* 6.12's pt_regs has u64 pmr_save, 6.13+'s u32 pmr (Kbuild detects which). */
-#ifdef OPTPROBE_PT_REGS_PMR_SAVE
-#define PT_REGS_PMR(regs) ((regs)->pmr_save)
-#else
-#define PT_REGS_PMR(regs) ((regs)->pmr)
-#endif
 
 /* --- hits: handler runs once per call and sees the right registers ------- */
 

@@ -468,6 +468,7 @@ int case_entry_regs(void)
 	};
 	const struct pt_regs *r = &entry_regs_seen;
 	const u64 token = 0x0123456789abcdefull;
+	u64 want_pmr = GIC_PRIO_IRQON;
 	int ret, i;
 
 	if (!system_supports_bti_kernel()) {
@@ -480,8 +481,12 @@ int case_entry_regs(void)
 	CHECK(optprobe_state(d.probe) == OPTPROBE_STATE_FTRACE, "state %d (%s), want ftrace",
 	      optprobe_state(d.probe), reason_of(d.probe));
 	memset(&entry_regs_seen, 0xa5, sizeof(entry_regs_seen));
+	preempt_disable();
+	if (system_uses_irq_prio_masking())
+		want_pmr = read_sysreg_s(SYS_ICC_PMR_EL1);
 	entry_poison_stack();
 	CHECK(optprobe_target_token(token) == token + 1, "the call's result changed");
+	preempt_enable();
 	CHECK(atomic_read(&entry_regs_hits) == 1, "%d hits, want 1", atomic_read(&entry_regs_hits));
 	CHECK(r->regs[0] == token && r->orig_x0 == token, "x0 %llx, orig_x0 %llx, want %llx",
 	      r->regs[0], r->orig_x0, token);
@@ -489,17 +494,22 @@ int case_entry_regs(void)
 		CHECK(r->regs[i] == 0, "x%d = %llx, want 0", i, r->regs[i]);
 	CHECK(r->pc == (u64)optprobe_target_token, "pc %llx, want %px", r->pc, optprobe_target_token);
 	CHECK(r->syscallno == NO_SYSCALL && !in_syscall(r), "syscallno %d", r->syscallno);
-	/* After syscallno: the priority mask or 6.12's unused word, sdei_ttbr1,
-	 * the frame words. */
-	CHECK(!memchr_inv((u8 *)&r->syscallno + sizeof(r->syscallno), 0,
-			  sizeof(*r) - offsetof(struct pt_regs, syscallno) - sizeof(r->syscallno)),
-	      "pt_regs after syscallno is not zero");
+	/* The priority mask as the trampoline saves it (0 would read as
+	 * interrupts masked under pseudo-NMI), the rest zero. */
+	CHECK(PT_REGS_PMR(r) == want_pmr, "pmr %llx, want %llx", (u64)PT_REGS_PMR(r), want_pmr);
+#ifdef OPTPROBE_PT_REGS_PMR_SAVE
+	CHECK(r->unused2 == 0, "unused2 %x", r->unused2);
+#endif
+	CHECK(r->sdei_ttbr1 == 0, "sdei_ttbr1 %llx", r->sdei_ttbr1);
+	CHECK(!memchr_inv(&r->stackframe, 0, sizeof(*r) - offsetof(struct pt_regs, stackframe)),
+	      "pt_regs from the frame record on is not zero");
 	CHECK((r->pstate & PSR_MODE_MASK) == (read_sysreg(CurrentEL) | PSR_MODE_THREAD_BIT),
 	      "pstate mode %llx", r->pstate & PSR_MODE_MASK);
 	CHECK(!(r->pstate & ~(u64)(PSR_D_BIT | PSR_A_BIT | PSR_I_BIT | PSR_F_BIT | PSR_MODE_MASK)),
 	      "pstate %llx: more than DAIF and the mode", r->pstate);
 	CHECK(interrupts_enabled(r), "interrupts_enabled() is false in a context with interrupts on");
-	pr_info("optprobe_ktest: entry_regs: x0 and orig_x0 the token, x9-x28 and the tail 0, pstate %llx\n", r->pstate);
+	pr_info("optprobe_ktest: entry_regs: x0 and orig_x0 the token, x9-x28 0, pmr %llx, the rest 0, pstate %llx\n",
+		(u64)PT_REGS_PMR(r), r->pstate);
 out:
 	optprobe_unregister(d.probe);
 	return ret;

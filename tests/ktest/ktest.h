@@ -105,4 +105,11 @@ int case_entry_window(void);
 int case_entry_post(void);
 int case_entry_regs(void);
 
+/* 6.12's pt_regs has u64 pmr_save, 6.13+'s u32 pmr (Kbuild detects which). */
+#ifdef OPTPROBE_PT_REGS_PMR_SAVE
+#define PT_REGS_PMR(regs) ((regs)->pmr_save)
+#else
+#define PT_REGS_PMR(regs) ((regs)->pmr)
+#endif
+
 #endif
