@@ -278,8 +278,8 @@ NOKPROBE_SYMBOL(optprobe_entry_return);
  * ftrace restores: x0-x8, fp, lr, and pc when a handler redirected the call.
  *
  * Not with interrupts masked, as the BRK path runs handlers: that cost
- * 516 -> 392 ns a hit in one make bench-ablation boot (QEMU TCG ends a
- * translation block at each DAIF write). The price: a hit from an
+ * 80 ns of a 395 ns hit under QEMU (make bench-ablation entry-irq-mask;
+ * TCG ends a translation block at each DAIF write). The price: a hit from an
  * interrupt that arrives during a handler is counted missed (with
  * interrupts masked it waited and was delivered), as on the trampoline
  * path and in x86's kprobe_ftrace_handler.
@@ -290,10 +290,9 @@ static void notrace optprobe_ftrace_func(unsigned long ip, unsigned long parent_
 	typeof(*optprobe_fregs(fregs)) *f = optprobe_fregs(fregs);
 	/*
 	 * Filled field by field, with the same result as `= {}` and the
-	 * assignments: the whole-struct zeroing (a call of memset, since
-	 * CONFIG_INIT_STACK_ALL_ZERO zeroes it again anyway) cost about 100 ns
-	 * a hit under QEMU, a quarter of the hit (make bench-ablation
-	 * entry-no-zero).
+	 * assignments: the whole-struct zeroing first (a memset call) cost
+	 * 69 ns of a 384 ns hit under QEMU (make bench-ablation
+	 * entry-zero-all).
 	 */
 	struct pt_regs regs __uninitialized;
 	int i, bit;

@@ -468,7 +468,7 @@ int case_entry_regs(void)
 	};
 	const struct pt_regs *r = &entry_regs_seen;
 	const u64 token = 0x0123456789abcdefull;
-	u64 want_pmr = GIC_PRIO_IRQON;
+	u64 want_pmr = GIC_PRIO_IRQON, result;
 	int ret, i;
 
 	if (!system_supports_bti_kernel()) {
@@ -485,8 +485,9 @@ int case_entry_regs(void)
 	if (system_uses_irq_prio_masking())
 		want_pmr = read_sysreg_s(SYS_ICC_PMR_EL1);
 	entry_poison_stack();
-	CHECK(optprobe_target_token(token) == token + 1, "the call's result changed");
+	result = optprobe_target_token(token);
 	preempt_enable();
+	CHECK(result == token + 1, "the call's result changed");
 	CHECK(atomic_read(&entry_regs_hits) == 1, "%d hits, want 1", atomic_read(&entry_regs_hits));
 	CHECK(r->regs[0] == token && r->orig_x0 == token, "x0 %llx, orig_x0 %llx, want %llx",
 	      r->regs[0], r->orig_x0, token);
